@@ -1,0 +1,80 @@
+//! Helpers shared by the integration tests: root checks that skip loudly, the test rootfs,
+//! and running the `sandcell` binary.
+#![allow(dead_code)]
+
+use std::path::PathBuf;
+use std::process::{Command, Output};
+
+/// True when skips must fail (CI sets SANDCELL_MUST_RUN=1).
+pub fn must_run() -> bool {
+    std::env::var("SANDCELL_MUST_RUN").is_ok_and(|v| v == "1")
+}
+
+/// Skips the calling test loudly (or fails it under SANDCELL_MUST_RUN=1).
+/// Use as `if !common::require(cond, "why") { return; }`.
+pub fn require(condition: bool, why: &str) -> bool {
+    if condition {
+        return true;
+    }
+    if must_run() {
+        panic!("SANDCELL_MUST_RUN=1 but this test cannot run: {why}");
+    }
+    eprintln!("\n*** SKIPPED: {why} (set SANDCELL_MUST_RUN=1 to make this a failure) ***\n");
+    false
+}
+
+/// The test needs root (real cells).
+pub fn require_root() -> bool {
+    // SAFETY: geteuid has no preconditions and cannot fail.
+    let euid = unsafe { libc::geteuid() };
+    require(euid == 0, "needs root to create cells")
+}
+
+/// The busybox rootfs built by scripts/build-test-rootfs (or SANDCELL_TEST_ROOTFS).
+pub fn test_rootfs() -> Option<PathBuf> {
+    let path = std::env::var_os("SANDCELL_TEST_ROOTFS")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join(".test-rootfs/busybox"));
+    let ok = path.join("bin/busybox").exists();
+    require(
+        ok,
+        &format!("no test rootfs at {} (run scripts/build-test-rootfs)", path.display()),
+    )
+    .then_some(path)
+}
+
+/// Root and the test rootfs, or a loud skip.
+pub fn setup() -> Option<PathBuf> {
+    if !require_root() {
+        return None;
+    }
+    test_rootfs()
+}
+
+/// The `sandcell` binary under test.
+pub fn sandcell() -> Command {
+    Command::new(env!("CARGO_BIN_EXE_sandcell"))
+}
+
+/// `sandcell run --rootfs R --json EXTRA... -- CMD...` and its parsed JSON result.
+pub fn run_json(rootfs: &std::path::Path, extra: &[&str], cmd: &[&str]) -> (serde_json::Value, Output) {
+    let out = sandcell()
+        .arg("run")
+        .arg("--rootfs")
+        .arg(rootfs)
+        .arg("--json")
+        .args(extra)
+        .arg("--")
+        .args(cmd)
+        .output()
+        .expect("spawn sandcell");
+    let json: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
+        panic!(
+            "sandcell printed no JSON ({e}); status {:?}\nstdout: {}\nstderr: {}",
+            out.status,
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        )
+    });
+    (json, out)
+}
