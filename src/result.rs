@@ -93,10 +93,16 @@ impl RunResult {
         }
     }
 
-    /// The exit code the CLI uses: the program's, 128+signal, or 125 for sandbox errors.
+    /// The exit code the CLI uses: the program's own code, 128+signal for SG, 124 for TO
+    /// (like timeout(1)), 137 for MLE (an OOM kill), 141 for OLE, 130 for CANCELLED, 125 for
+    /// sandbox errors (XX, CE is 1).
     pub fn cli_exit_code(&self) -> i32 {
         match (self.verdict, self.exit_code, self.signal) {
             (Verdict::XX, _, _) => 125,
+            (Verdict::TO, _, _) => 124,
+            (Verdict::MLE, _, _) => 137,
+            (Verdict::OLE, _, _) => 141,
+            (Verdict::CANCELLED, _, _) => 130,
             (_, _, Some(sig)) => 128 + sig,
             (_, Some(code), _) => code,
             (Verdict::OK, _, _) => 0,

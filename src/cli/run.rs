@@ -1,8 +1,258 @@
-//! `sandcell run` (in progress).
+//! `sandcell run`: run one command in a fresh cell.
+//!
+//! Default mode passes the program's (capped) stdout/stderr through as it arrives and exits
+//! with the program's code; `--json` prints one RunResult object instead.
+
+use std::io::Write;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use crate::result::{RunResult, Verdict};
+use crate::sandbox::{Launcher, LauncherConfig, RunEvent};
+use crate::spec::{
+    parse_duration, parse_size, BindMount, LimitBounds, Limits, RunSpec, SeccompChoice, StdinSource,
+};
+
+/// A limit value, or `unlimited` (None).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct OrUnlimited<T>(pub Option<T>);
+
+fn optional<T>(
+    text: &str,
+    parse: impl Fn(&str) -> Result<T, String>,
+) -> Result<OrUnlimited<T>, String> {
+    match text {
+        "unlimited" | "none" => Ok(OrUnlimited(None)),
+        _ => parse(text).map(|v| OrUnlimited(Some(v))),
+    }
+}
+
+fn opt_size(s: &str) -> Result<OrUnlimited<u64>, String> {
+    optional(s, parse_size)
+}
+fn opt_duration(s: &str) -> Result<OrUnlimited<Duration>, String> {
+    optional(s, parse_duration)
+}
+fn opt_count(s: &str) -> Result<OrUnlimited<u64>, String> {
+    optional(s, |t| {
+        t.parse::<u64>()
+            .map_err(|_| format!("{t:?} is not a count"))
+    })
+}
+fn opt_cpus(s: &str) -> Result<OrUnlimited<f64>, String> {
+    optional(s, |t| {
+        t.parse::<f64>()
+            .map_err(|_| format!("{t:?} is not a number of CPUs"))
+    })
+}
+fn env_pair(s: &str) -> Result<(String, String), String> {
+    s.split_once('=')
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .ok_or_else(|| format!("{s:?} is not KEY=VALUE"))
+}
+fn bind_spec(s: &str) -> Result<BindMount, String> {
+    let mut parts = s.splitn(3, ':');
+    let (Some(src), Some(dst)) = (parts.next(), parts.next()) else {
+        return Err(format!("{s:?} is not SRC:DST[:rw]"));
+    };
+    let writable = match parts.next() {
+        None | Some("ro") => false,
+        Some("rw") => true,
+        Some(other) => return Err(format!("bind mode {other:?} is not ro or rw")),
+    };
+    let source = std::fs::canonicalize(src).map_err(|e| format!("bind source {src}: {e}"))?;
+    Ok(BindMount {
+        source,
+        target: dst.to_string(),
+        writable,
+    })
+}
+
+/// Limits and isolation flags shared by `run` (and reusable by other subcommands).
+#[derive(Debug, Clone, clap::Args)]
+pub struct LimitArgs {
+    /// Wall-clock limit for the whole cell (e.g. 10s, 500ms).
+    #[arg(long, value_parser = parse_duration, default_value = "10s")]
+    pub wall_time: Duration,
+    /// CPU time of all processes together (or `unlimited`).
+    #[arg(long, value_parser = opt_duration, default_value = "5s")]
+    pub cpu_time: OrUnlimited<Duration>,
+    /// Memory limit, swap included (e.g. 256M, or `unlimited`).
+    #[arg(long, value_parser = opt_size, default_value = "256M")]
+    pub memory: OrUnlimited<u64>,
+    /// Maximum number of processes and threads (or `unlimited`).
+    #[arg(long, value_parser = opt_count, default_value = "64", allow_hyphen_values = true)]
+    pub pids: OrUnlimited<u64>,
+    /// CPU bandwidth in cores, e.g. 1.0 (default: not limited).
+    #[arg(long, value_parser = opt_cpus)]
+    pub cpus: Option<OrUnlimited<f64>>,
+    /// Size of each writable tmpfs (/tmp, the work dir, /dev/shm).
+    #[arg(long, value_parser = parse_size, default_value = "64M")]
+    pub disk: u64,
+    /// Captured bytes per stream; more makes the run OLE.
+    #[arg(long, value_parser = parse_size, default_value = "1M")]
+    pub output_limit: u64,
+    /// RLIMIT_NOFILE.
+    #[arg(long, default_value_t = 256)]
+    pub open_files: u64,
+    /// RLIMIT_FSIZE (default: the --disk size).
+    #[arg(long, value_parser = parse_size)]
+    pub file_size: Option<u64>,
+    /// RLIMIT_STACK (default: the system's).
+    #[arg(long, value_parser = parse_size)]
+    pub stack: Option<u64>,
+}
+
+impl LimitArgs {
+    pub fn to_limits(&self) -> Limits {
+        Limits {
+            wall_time: self.wall_time,
+            cpu_time: self.cpu_time.0,
+            memory: self.memory.0,
+            pids: self.pids.0,
+            cpus: self.cpus.and_then(|c| c.0),
+            disk: self.disk,
+            output: self.output_limit,
+            open_files: self.open_files,
+            file_size: self.file_size,
+            stack: self.stack,
+        }
+    }
+}
 
 #[derive(Debug, clap::Args)]
-pub struct RunArgs {}
+pub struct RunArgs {
+    /// Root filesystem directory of the cell (mounted read-only).
+    #[arg(long, required = true)]
+    pub rootfs: Option<PathBuf>,
+    /// Print one JSON RunResult on stdout instead of passing output through.
+    #[arg(long)]
+    pub json: bool,
+    #[command(flatten)]
+    pub limits: LimitArgs,
+    /// Unprivileged uid the program runs as.
+    #[arg(long, default_value_t = crate::spec::DEFAULT_UID)]
+    pub uid: u32,
+    /// Gid the program runs as (default: same as --uid).
+    #[arg(long)]
+    pub gid: Option<u32>,
+    /// Extra environment variable (repeatable).
+    #[arg(long = "env", value_parser = env_pair)]
+    pub env: Vec<(String, String)>,
+    /// File to use as the program's stdin (default: empty).
+    #[arg(long)]
+    pub stdin: Option<PathBuf>,
+    /// Writable work dir inside the cell (the program's cwd).
+    #[arg(long, default_value = "/work")]
+    pub work_dir: String,
+    /// Bind a host path into the cell: SRC:DST[:ro|rw].
+    #[arg(long = "bind", value_parser = bind_spec)]
+    pub binds: Vec<BindMount>,
+    /// Seccomp policy: `default` or `none` (must be explicit).
+    #[arg(long, default_value = "default", value_parser = ["default", "none"])]
+    pub seccomp: String,
+    /// A seccompiler JSON policy file (instead of the default policy).
+    #[arg(long, conflicts_with = "seccomp")]
+    pub seccomp_policy: Option<PathBuf>,
+    /// Run even if the host cannot enforce a requested limit (listed in `degraded`).
+    #[arg(long)]
+    pub allow_degraded: bool,
+    /// Command and arguments.
+    #[arg(last = true, required = true)]
+    pub cmd: Vec<String>,
+}
 
-pub fn main(_args: RunArgs) -> i32 {
-    super::EXIT_SANDBOX
+/// Builds the spec from the flags (without validating it).
+pub fn build_spec(args: &RunArgs, rootfs: PathBuf) -> Result<RunSpec, String> {
+    let mut spec = RunSpec::new(rootfs, args.cmd.clone());
+    spec.limits = args.limits.to_limits();
+    spec.uid = args.uid;
+    spec.gid = args.gid.unwrap_or(args.uid);
+    spec.env = args.env.clone();
+    spec.work_dir = args.work_dir.clone();
+    spec.binds = args.binds.clone();
+    spec.allow_degraded = args.allow_degraded;
+    spec.stdin = match &args.stdin {
+        Some(p) => StdinSource::File(p.clone()),
+        None => StdinSource::Null,
+    };
+    spec.seccomp = match (&args.seccomp_policy, args.seccomp.as_str()) {
+        (Some(p), _) => SeccompChoice::PolicyFile(p.clone()),
+        (None, "none") => SeccompChoice::None,
+        _ => SeccompChoice::Default,
+    };
+    Ok(spec)
+}
+
+pub fn main(args: RunArgs) -> i32 {
+    let Some(rootfs) = args.rootfs.clone() else {
+        super::error_line("--rootfs is required");
+        return super::EXIT_USAGE;
+    };
+    let spec = match build_spec(&args, rootfs) {
+        Ok(s) => s,
+        Err(e) => {
+            super::error_line(e);
+            return super::EXIT_USAGE;
+        }
+    };
+    let validated = match spec.validate(&LimitBounds::default()) {
+        Ok(v) => v,
+        Err(e) => {
+            super::error_line(e);
+            return super::EXIT_USAGE;
+        }
+    };
+    let launcher = match Launcher::new(LauncherConfig::default()) {
+        Ok(l) => l,
+        Err(e) => {
+            super::error_line(e);
+            return super::EXIT_SANDBOX;
+        }
+    };
+    let result = if args.json {
+        launcher.run(&validated, &mut |_| {}, None)
+    } else {
+        launcher.run(&validated, &mut pass_through, None)
+    };
+    report(&result, args.json)
+}
+
+/// Writes the program's output to ours as it arrives.
+fn pass_through(event: RunEvent<'_>) {
+    // A closed stdout/stderr of ours must not disturb the run.
+    match event {
+        RunEvent::Stdout(bytes) => {
+            let mut out = std::io::stdout().lock();
+            let _ = out.write_all(bytes).and_then(|()| out.flush());
+        }
+        RunEvent::Stderr(bytes) => {
+            let _ = std::io::stderr().lock().write_all(bytes);
+        }
+        RunEvent::Started => {}
+    }
+}
+
+/// Prints the result (JSON, or a one-line note for anything but a plain exit) and returns
+/// the exit code.
+pub fn report(result: &RunResult, json: bool) -> i32 {
+    if json {
+        match serde_json::to_string(result) {
+            Ok(text) => println!("{text}"),
+            Err(e) => {
+                super::error_line(format!("cannot encode the result: {e}"));
+                return super::EXIT_SANDBOX;
+            }
+        }
+    } else {
+        match result.verdict {
+            Verdict::OK | Verdict::RE | Verdict::SG => {}
+            Verdict::XX => super::error_line(result.message.as_deref().unwrap_or("sandbox error")),
+            v => super::error_line(format!(
+                "{v}: {}",
+                result.message.as_deref().unwrap_or("limit exceeded")
+            )),
+        }
+    }
+    result.cli_exit_code()
 }

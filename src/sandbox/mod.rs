@@ -4,9 +4,13 @@
 //! the cell, and supervises it until it ends in a [`RunResult`](crate::RunResult).
 
 pub mod cgroup;
+mod child;
 mod error;
 mod launcher;
+mod mounts;
 pub mod seccomp;
+mod supervisor;
+pub(crate) mod sys;
 
 pub use error::SandboxError;
 pub use launcher::{CancelToken, Launcher, LauncherConfig, RunEvent};
