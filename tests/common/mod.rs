@@ -38,7 +38,10 @@ pub fn test_rootfs() -> Option<PathBuf> {
     let ok = path.join("bin/busybox").exists();
     require(
         ok,
-        &format!("no test rootfs at {} (run scripts/build-test-rootfs)", path.display()),
+        &format!(
+            "no test rootfs at {} (run scripts/build-test-rootfs)",
+            path.display()
+        ),
     )
     .then_some(path)
 }
@@ -57,7 +60,11 @@ pub fn sandcell() -> Command {
 }
 
 /// `sandcell run --rootfs R --json EXTRA... -- CMD...` and its parsed JSON result.
-pub fn run_json(rootfs: &std::path::Path, extra: &[&str], cmd: &[&str]) -> (serde_json::Value, Output) {
+pub fn run_json(
+    rootfs: &std::path::Path,
+    extra: &[&str],
+    cmd: &[&str],
+) -> (serde_json::Value, Output) {
     let out = sandcell()
         .arg("run")
         .arg("--rootfs")
