@@ -6,12 +6,25 @@
 //!   (`None` for `SeccompChoice::None`), cached.
 //! - `CompiledPolicy::programs()` — BPF programs in install order; the child installs each
 //!   with seccomp(SECCOMP_SET_MODE_FILTER) as its very last step before execve.
+//!
+//! The default policy ([`default_policy`]) is compiled once per process; policy files
+//! ([`json`]) once per file version. Every program of a policy allows `seccomp` (so the
+//! next one can be installed), `execve` and `exit_group`.
 
-use std::sync::Arc;
+pub mod default_policy;
+mod eval;
+pub mod json;
 
-use seccompiler::BpfProgram;
+use std::sync::{Arc, OnceLock};
+
+use seccompiler::{BpfProgram, TargetArch};
 
 use crate::spec::SeccompChoice;
+
+pub use eval::{
+    native_audit_arch, SeccompOutcome, SyscallQuery, AUDIT_ARCH_AARCH64, AUDIT_ARCH_I386,
+    AUDIT_ARCH_X86_64,
+};
 
 /// Errors of the seccomp layer.
 #[derive(Debug, thiserror::Error)]
@@ -22,23 +35,67 @@ pub enum SeccompError {
     Compile(String),
 }
 
-/// BPF programs ready to install.
+/// BPF programs ready to install, with the names of their filters.
 #[derive(Debug)]
 pub struct CompiledPolicy {
+    names: Vec<String>,
     programs: Vec<BpfProgram>,
 }
 
 impl CompiledPolicy {
+    fn new(names: Vec<String>, programs: Vec<BpfProgram>) -> Self {
+        CompiledPolicy { names, programs }
+    }
+
+    /// The programs in install order.
     pub fn programs(&self) -> &[BpfProgram] {
         &self.programs
     }
+
+    /// The filter names, parallel to [`programs`](Self::programs).
+    pub fn filter_names(&self) -> &[String] {
+        &self.names
+    }
+
+    /// What the kernel would do with `query` under this policy (a dry run in the parent).
+    pub fn evaluate(&self, query: &SyscallQuery) -> Result<SeccompOutcome, SeccompError> {
+        eval::evaluate(self.programs.iter().map(Vec::as_slice), query)
+    }
 }
 
+/// The architecture filters are compiled for: the one this binary runs on.
+pub fn native_arch() -> Result<TargetArch, SeccompError> {
+    TargetArch::try_from(std::env::consts::ARCH)
+        .map_err(|e| SeccompError::Compile(format!("unsupported architecture: {e}")))
+}
+
+/// The compiled policy for `choice` (`None` for [`SeccompChoice::None`]), from the cache
+/// when it was compiled before.
 pub fn compile(choice: &SeccompChoice) -> Result<Option<Arc<CompiledPolicy>>, SeccompError> {
     match choice {
         SeccompChoice::None => Ok(None),
-        _ => Ok(Some(Arc::new(CompiledPolicy {
-            programs: Vec::new(),
-        }))),
+        SeccompChoice::Default => default().map(Some),
+        SeccompChoice::PolicyFile(path) => json::load(path, native_arch()?).map(Some),
     }
+}
+
+/// The built-in policy, compiled on first use.
+pub fn default() -> Result<Arc<CompiledPolicy>, SeccompError> {
+    static DEFAULT: OnceLock<Result<Arc<CompiledPolicy>, String>> = OnceLock::new();
+    DEFAULT
+        .get_or_init(|| compile_default().map(Arc::new).map_err(|e| e.to_string()))
+        .clone()
+        .map_err(SeccompError::Compile)
+}
+
+fn compile_default() -> Result<CompiledPolicy, SeccompError> {
+    let mut names = Vec::new();
+    let mut programs = Vec::new();
+    for (name, filter) in default_policy::default_filters(native_arch()?)? {
+        let program = BpfProgram::try_from(filter)
+            .map_err(|e| SeccompError::Compile(format!("default policy filter {name}: {e}")))?;
+        names.push(name.to_string());
+        programs.push(program);
+    }
+    Ok(CompiledPolicy::new(names, programs))
 }
