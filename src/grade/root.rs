@@ -1,0 +1,155 @@
+//! Where cells of a suite run: a rootfs directory, an image of the store, or a language's
+//! image; and the language defaults (source file, compile and run commands) its labels give.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use super::source::FileSource;
+
+/// Labels the rootfs-builder puts on language images.
+pub const LABEL_LANGUAGE: &str = "org.sandcell.language";
+pub const LABEL_SOURCE_FILE: &str = "org.sandcell.source-file";
+pub const LABEL_COMPILE: &str = "org.sandcell.compile";
+pub const LABEL_RUN: &str = "org.sandcell.run";
+
+/// What the suite names as the place to run.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RootRef {
+    /// A host directory, relative to the suite.
+    Rootfs(String),
+    Image(String),
+    Language(String),
+}
+
+/// A root filesystem ready for cells, with its image defaults.
+#[derive(Clone)]
+pub struct ResolvedRoot {
+    pub rootfs: PathBuf,
+    /// Environment from the image config (PATH first if the image sets one).
+    pub env: Vec<(String, String)>,
+    pub labels: BTreeMap<String, String>,
+    /// Keeps the image from being removed while the suite runs (an image lease).
+    pub lease: Option<Arc<dyn std::any::Any + Send + Sync>>,
+}
+
+impl std::fmt::Debug for ResolvedRoot {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ResolvedRoot")
+            .field("rootfs", &self.rootfs)
+            .field("env", &self.env)
+            .field("labels", &self.labels)
+            .finish_non_exhaustive()
+    }
+}
+
+impl ResolvedRoot {
+    /// A plain directory without labels or environment.
+    pub fn dir(rootfs: impl Into<PathBuf>) -> Self {
+        ResolvedRoot {
+            rootfs: rootfs.into(),
+            env: Vec::new(),
+            labels: BTreeMap::new(),
+            lease: None,
+        }
+    }
+
+    /// The language defaults from the image labels.
+    pub fn language(&self) -> LanguageDefaults {
+        LanguageDefaults {
+            name: self.labels.get(LABEL_LANGUAGE).cloned(),
+            source_file: self.labels.get(LABEL_SOURCE_FILE).cloned(),
+            compile: self.labels.get(LABEL_COMPILE).cloned(),
+            run: self.labels.get(LABEL_RUN).cloned(),
+        }
+    }
+}
+
+/// A language's defaults (all from image labels).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct LanguageDefaults {
+    pub name: Option<String>,
+    pub source_file: Option<String>,
+    pub compile: Option<String>,
+    pub run: Option<String>,
+}
+
+/// Turns a [`RootRef`] into a rootfs. The CLI resolves directories and the local image
+/// store; the daemon refuses host directories.
+pub trait RootResolver {
+    fn resolve(&self, root: &RootRef, source: &dyn FileSource) -> Result<ResolvedRoot, String>;
+}
+
+/// Resolves images (and languages) through the local image store, and `rootfs` directories
+/// when `allow_rootfs_dirs` is set.
+#[derive(Debug, Clone)]
+pub struct StoreResolver {
+    pub state_dir: PathBuf,
+    pub allow_rootfs_dirs: bool,
+}
+
+impl StoreResolver {
+    fn lease(&self, name: &str) -> Result<ResolvedRoot, String> {
+        let store = crate::image::ImageStore::open(&self.state_dir).map_err(|e| e.to_string())?;
+        let lease = store.lease(name).map_err(|e| e.to_string())?;
+        Ok(ResolvedRoot {
+            rootfs: lease.image.rootfs.clone(),
+            env: lease.image.config.env.clone(),
+            labels: lease.image.config.labels.clone(),
+            lease: Some(Arc::new(lease)),
+        })
+    }
+}
+
+impl RootResolver for StoreResolver {
+    fn resolve(&self, root: &RootRef, source: &dyn FileSource) -> Result<ResolvedRoot, String> {
+        match root {
+            RootRef::Rootfs(dir) => {
+                if !self.allow_rootfs_dirs {
+                    return Err("rootfs directories are not allowed here; name an image".into());
+                }
+                let path = source
+                    .host_path(dir)
+                    .ok_or("rootfs directories need a suite file on this host")?;
+                let path =
+                    std::fs::canonicalize(&path).map_err(|e| format!("{}: {e}", path.display()))?;
+                if !path.is_dir() {
+                    return Err(format!("{} is not a directory", path.display()));
+                }
+                Ok(ResolvedRoot::dir(path))
+            }
+            RootRef::Image(name) => self.lease(name),
+            RootRef::Language(lang) => {
+                let resolved = self.lease(lang).map_err(|e| {
+                    format!("no image for language {lang:?} ({e}); build it with scripts/build-images or name an image")
+                })?;
+                match resolved.labels.get(LABEL_LANGUAGE) {
+                    Some(l) if l == lang => Ok(resolved),
+                    Some(l) => Err(format!("image {lang:?} is for language {l:?}")),
+                    None => Err(format!("image {lang:?} has no {LABEL_LANGUAGE} label")),
+                }
+            }
+        }
+    }
+}
+
+/// Resolves only `rootfs` directories (tests, hosts without an image store).
+#[derive(Debug, Clone, Default)]
+pub struct DirResolver;
+
+impl RootResolver for DirResolver {
+    fn resolve(&self, root: &RootRef, source: &dyn FileSource) -> Result<ResolvedRoot, String> {
+        match root {
+            RootRef::Rootfs(dir) => {
+                let path = source
+                    .host_path(dir)
+                    .ok_or("rootfs needs a host directory")?;
+                if !path.is_dir() {
+                    return Err(format!("{} is not a directory", path.display()));
+                }
+                Ok(ResolvedRoot::dir(path))
+            }
+            other => Err(format!("{other:?}: no image store configured")),
+        }
+    }
+}
