@@ -6,6 +6,7 @@
 pub mod cgroup;
 mod child;
 mod error;
+pub mod host_probe;
 mod launcher;
 mod mounts;
 pub mod seccomp;
