@@ -1,9 +1,98 @@
-//! `sandcell serve` (not yet implemented).
+//! `sandcell serve`: the HTTP daemon. Settings come from `--config FILE` (TOML), overridden by
+//! `SANDCELL_*` environment variables, overridden by flags.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use crate::api::config::{LimitsPolicy, Overrides, ServeConfig};
+use crate::spec::parse_size;
+
+fn image_pair(s: &str) -> Result<(String, PathBuf), String> {
+    let (name, path) = s
+        .split_once('=')
+        .ok_or_else(|| format!("{s:?} is not NAME=ROOTFS_DIR"))?;
+    if name.is_empty() {
+        return Err(format!("{s:?} has no image name"));
+    }
+    Ok((name.to_string(), PathBuf::from(path)))
+}
+
+fn body_size(s: &str) -> Result<usize, String> {
+    parse_size(s).and_then(|n| usize::try_from(n).map_err(|_| format!("{s:?} is too large")))
+}
 
 #[derive(Debug, clap::Args)]
-pub struct ServeArgs {}
+pub struct ServeArgs {
+    /// TOML configuration file (see docs/serve.md).
+    #[arg(long, env = "SANDCELL_CONFIG")]
+    pub config: Option<PathBuf>,
+    /// Address to listen on (port 0: any free port, printed on stderr).
+    #[arg(long, env = "SANDCELL_LISTEN")]
+    pub listen: Option<SocketAddr>,
+    /// Directory of the run store and apps (sandcell.db).
+    #[arg(long, env = "SANDCELL_STATE_DIR")]
+    pub state_dir: Option<PathBuf>,
+    /// Cells running at the same time (default: number of cores).
+    #[arg(long, env = "SANDCELL_WORKERS")]
+    pub workers: Option<usize>,
+    /// Runs waiting for a worker; more are answered 503.
+    #[arg(long, env = "SANDCELL_MAX_QUEUE")]
+    pub max_queue: Option<usize>,
+    /// Largest request body (e.g. 8M); larger ones are answered 413.
+    #[arg(long, env = "SANDCELL_BODY_LIMIT", value_parser = body_size)]
+    pub body_limit: Option<usize>,
+    /// Requests above the maximum limits: reject (422) or clamp.
+    #[arg(long, env = "SANDCELL_LIMITS_POLICY", value_enum)]
+    pub limits_policy: Option<LimitsPolicy>,
+    /// Serve an image directory under a name: NAME=ROOTFS_DIR (repeatable).
+    #[arg(long = "image", value_parser = image_pair)]
+    pub images: Vec<(String, PathBuf)>,
+    /// Run even where the host cannot enforce a limit (results list what was degraded).
+    #[arg(long, env = "SANDCELL_ALLOW_DEGRADED")]
+    pub allow_degraded: bool,
+    /// No API keys (every request is the app "anonymous"); for local experiments only.
+    #[arg(long)]
+    pub no_auth: bool,
+    /// Seconds running cells may go on after SIGTERM.
+    #[arg(long, env = "SANDCELL_SHUTDOWN_GRACE")]
+    pub shutdown_grace: Option<u64>,
+}
 
-pub fn main(_args: ServeArgs) -> i32 {
-    super::error_line("serve is not implemented yet");
-    super::EXIT_SANDBOX
+/// The configuration these arguments describe.
+pub fn config_from(args: ServeArgs) -> Result<ServeConfig, crate::api::config::ConfigError> {
+    let mut config = match &args.config {
+        Some(path) => ServeConfig::from_file(path)?,
+        None => ServeConfig::default(),
+    };
+    config.apply(Overrides {
+        listen: args.listen,
+        state_dir: args.state_dir,
+        workers: args.workers,
+        max_queue: args.max_queue,
+        body_limit: args.body_limit,
+        limits_policy: args.limits_policy,
+        allow_degraded: args.allow_degraded,
+        no_auth: args.no_auth,
+        shutdown_grace_secs: args.shutdown_grace,
+        images: args.images,
+    });
+    config.check()?;
+    Ok(config)
+}
+
+pub fn main(args: ServeArgs) -> i32 {
+    let config = match config_from(args) {
+        Ok(c) => c,
+        Err(e) => {
+            super::error_line(e);
+            return super::EXIT_USAGE;
+        }
+    };
+    match crate::api::serve(config) {
+        Ok(()) => 0,
+        Err(e) => {
+            super::error_line(e);
+            super::EXIT_SANDBOX
+        }
+    }
 }

@@ -1,0 +1,197 @@
+//! Wire types of API v1 (request and response bodies). The OpenAPI document is generated
+//! from these.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+use utoipa::{IntoParams, ToSchema};
+
+use crate::result::RunResultWire;
+
+/// How a file's `content` is encoded.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum Encoding {
+    #[default]
+    Utf8,
+    Base64,
+}
+
+/// A file written into the cell's work dir before the program starts.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct FileInput {
+    /// Relative path inside the work dir (no `..`, not absolute).
+    #[schema(example = "main.sh")]
+    pub path: String,
+    pub content: String,
+    #[serde(default)]
+    pub encoding: Encoding,
+    /// Make the file executable (mode 0755 instead of 0644).
+    #[serde(default)]
+    pub executable: bool,
+}
+
+/// Limits of one run; absent fields take the server's defaults. Above the server's (or the
+/// app's) maximum a request is rejected with 422 or clamped, as the server is configured.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct LimitsInput {
+    /// Memory in bytes (swap included).
+    #[schema(minimum = 0)]
+    pub memory: Option<i64>,
+    /// Processes and threads.
+    #[schema(minimum = 0)]
+    pub pids: Option<i64>,
+    /// CPU time of the whole cell in milliseconds.
+    #[schema(minimum = 0)]
+    pub cpu_time: Option<i64>,
+    /// Wall-clock time in milliseconds.
+    #[schema(minimum = 0)]
+    pub wall_time: Option<i64>,
+    /// Captured bytes per stream (stdout, stderr); more makes the run OLE.
+    #[schema(minimum = 0)]
+    pub output: Option<i64>,
+}
+
+/// `POST /v1/runs`.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RunRequest {
+    /// Image name (see `GET /v1/images`). One of `image` or `language` is required.
+    #[schema(example = "busybox")]
+    pub image: Option<String>,
+    /// Language name (see `GET /v1/languages`); picks the image and the default command.
+    pub language: Option<String>,
+    #[serde(default)]
+    pub files: Vec<FileInput>,
+    /// Program and arguments (optional when `language` is given).
+    #[schema(example = json!(["sh", "-c", "echo hello"]))]
+    pub cmd: Option<Vec<String>>,
+    /// Standard input of the program.
+    pub stdin: Option<String>,
+    #[serde(default)]
+    pub stdin_encoding: Encoding,
+    #[serde(default)]
+    pub env: BTreeMap<String, String>,
+    #[serde(default)]
+    pub limits: LimitsInput,
+    /// Answer with the finished result (200) instead of 202 at once.
+    #[serde(default)]
+    pub wait: bool,
+}
+
+/// Where a run is in its life.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum RunStatus {
+    Queued,
+    Running,
+    Done,
+}
+
+impl RunStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RunStatus::Queued => "queued",
+            RunStatus::Running => "running",
+            RunStatus::Done => "done",
+        }
+    }
+    pub fn parse(text: &str) -> Option<RunStatus> {
+        match text {
+            "queued" => Some(RunStatus::Queued),
+            "running" => Some(RunStatus::Running),
+            "done" => Some(RunStatus::Done),
+            _ => None,
+        }
+    }
+}
+
+/// `202 Accepted` answer of an asynchronous submit.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct RunAccepted {
+    pub id: String,
+    pub status: RunStatus,
+}
+
+/// The finished run as answered to `wait: true`: the RunResult of `sandcell run --json` plus
+/// the run's id and status.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct RunFinished {
+    pub id: String,
+    pub status: RunStatus,
+    #[serde(flatten)]
+    pub result: RunResultWire,
+}
+
+/// One run as `GET /v1/runs/{id}` reports it.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct RunView {
+    pub id: String,
+    pub status: RunStatus,
+    /// Milliseconds since the Unix epoch.
+    pub created_at: i64,
+    pub started_at: Option<i64>,
+    pub finished_at: Option<i64>,
+    /// The verdict once done.
+    pub verdict: Option<String>,
+    /// The full result once done.
+    pub result: Option<RunResultWire>,
+}
+
+/// `GET /v1/runs` answer (newest first, without outputs).
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct RunList {
+    pub runs: Vec<RunSummary>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct RunSummary {
+    pub id: String,
+    pub status: RunStatus,
+    pub verdict: Option<String>,
+    pub created_at: i64,
+    pub finished_at: Option<i64>,
+}
+
+/// Query of `GET /v1/runs`.
+#[derive(Debug, Clone, Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+pub struct RunListQuery {
+    /// At most this many runs (1 to 1000, default 50).
+    #[param(minimum = 1, maximum = 1000)]
+    pub limit: Option<u32>,
+    /// Only runs in this status.
+    pub status: Option<RunStatus>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct ImageInfo {
+    pub name: String,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct ImageList {
+    pub images: Vec<ImageInfo>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct LanguageInfo {
+    pub name: String,
+    pub version: Option<String>,
+    pub image: String,
+    /// File name the single source file gets.
+    pub source_file: String,
+    pub cmd: Vec<String>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct LanguageList {
+    pub languages: Vec<LanguageInfo>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct Health {
+    pub status: String,
+}

@@ -1,0 +1,151 @@
+//! `GET /v1/runs/{id}/events`: Server-Sent Events of one run.
+//!
+//! Events: `status` (`{"status":"queued|running|done"}`), `stdout` / `stderr`
+//! (`{"text": "...", "base64": "..."}` — base64 only when the chunk is not UTF-8), `result`
+//! (the finished run, same shape as `wait: true`), `lagged` (`{"skipped": N}` when a slow
+//! reader missed chunks), `deferred` (the daemon shut down first; the run stays queued).
+//! The stream ends after `result` or `deferred`.
+
+use std::collections::VecDeque;
+use std::convert::Infallible;
+use std::sync::Arc;
+
+use axum::extract::{Path, State};
+use axum::response::sse::{Event, KeepAlive, Sse};
+use base64::Engine;
+use futures_util::Stream;
+use serde_json::json;
+use tokio::sync::broadcast::{self, error::RecvError};
+
+use crate::api::auth::Caller;
+use crate::api::dto::{RunFinished, RunStatus};
+use crate::api::error::ApiError;
+use crate::api::live::{LiveEvent, Phase};
+use crate::api::state::AppState;
+use crate::result::RunResultWire;
+
+fn status_event(status: RunStatus) -> Event {
+    Event::default()
+        .event("status")
+        .data(json!({ "status": status }).to_string())
+}
+
+fn result_event(finished: &RunFinished) -> Event {
+    Event::default()
+        .event("result")
+        .data(serde_json::to_string(finished).unwrap_or_default())
+}
+
+fn chunk_event(name: &'static str, bytes: &[u8]) -> Event {
+    let data = match std::str::from_utf8(bytes) {
+        Ok(text) => json!({ "text": text }),
+        Err(_) => json!({
+            "text": String::from_utf8_lossy(bytes),
+            "base64": base64::engine::general_purpose::STANDARD.encode(bytes),
+        }),
+    };
+    Event::default().event(name).data(data.to_string())
+}
+
+fn final_events(finished: &RunFinished) -> Vec<Event> {
+    vec![status_event(RunStatus::Done), result_event(finished)]
+}
+
+struct Feed {
+    pending: VecDeque<Event>,
+    receiver: Option<broadcast::Receiver<LiveEvent>>,
+}
+
+impl Feed {
+    async fn next(&mut self) -> Option<Event> {
+        loop {
+            if let Some(event) = self.pending.pop_front() {
+                return Some(event);
+            }
+            let receiver = self.receiver.as_mut()?;
+            match receiver.recv().await {
+                Ok(LiveEvent::Status(s)) => return Some(status_event(s)),
+                Ok(LiveEvent::Stdout(b)) => return Some(chunk_event("stdout", &b)),
+                Ok(LiveEvent::Stderr(b)) => return Some(chunk_event("stderr", &b)),
+                Ok(LiveEvent::Done(finished)) => {
+                    self.receiver = None;
+                    self.pending.extend(final_events(&finished));
+                }
+                Ok(LiveEvent::Deferred) => {
+                    self.receiver = None;
+                    self.pending.push_back(
+                        Event::default()
+                            .event("deferred")
+                            .data(json!({ "status": RunStatus::Queued }).to_string()),
+                    );
+                }
+                Err(RecvError::Lagged(n)) => {
+                    return Some(
+                        Event::default()
+                            .event("lagged")
+                            .data(json!({ "skipped": n }).to_string()),
+                    )
+                }
+                Err(RecvError::Closed) => self.receiver = None,
+            }
+        }
+    }
+}
+
+/// Live events of a run (text/event-stream).
+#[utoipa::path(
+    get, path = "/v1/runs/{id}/events", tag = "runs",
+    params(("id" = String, Path, description = "Run id")),
+    responses(
+        (status = 200, description = "text/event-stream: status, stdout, stderr, result events", content_type = "text/event-stream", body = String),
+        (status = 401, body = crate::api::error::ErrorBody),
+        (status = 403, body = crate::api::error::ErrorBody),
+        (status = 404, body = crate::api::error::ErrorBody),
+    ),
+    security(("bearer" = []))
+)]
+pub async fn run_events(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+) -> Result<Sse<impl Stream<Item = Result<Event, Infallible>>>, ApiError> {
+    let row = super::runs::owned_run_for(&state, &caller, &id)?;
+    let mut feed = Feed {
+        pending: VecDeque::new(),
+        receiver: None,
+    };
+    match state.live.get(&id) {
+        Some(live) => {
+            // Subscribe before reading the phase so nothing falls in between.
+            let receiver = live.events.subscribe();
+            let phase = live.phase.borrow().clone();
+            feed.pending.push_back(status_event(phase.status()));
+            match phase {
+                Phase::Done(finished) => feed.pending.extend(final_events(&finished)),
+                Phase::Deferred => {}
+                Phase::Queued | Phase::Running => feed.receiver = Some(receiver),
+            }
+        }
+        None => {
+            // Finished (maybe just now): the store has the final word.
+            let row = state.store.get_run(&id)?.unwrap_or(row);
+            feed.pending.push_back(status_event(row.status));
+            if let Some(result) = row
+                .result
+                .as_deref()
+                .and_then(|r| serde_json::from_str::<RunResultWire>(r).ok())
+            {
+                let finished = Arc::new(RunFinished {
+                    id: row.id,
+                    status: RunStatus::Done,
+                    result,
+                });
+                feed.pending.push_back(result_event(&finished));
+            }
+        }
+    }
+    let stream = futures_util::stream::unfold(feed, |mut feed| async move {
+        feed.next().await.map(|e| (Ok(e), feed))
+    });
+    Ok(Sse::new(stream).keep_alive(KeepAlive::default()))
+}

@@ -1,0 +1,109 @@
+//! Health, readiness, metrics, the catalog of images and languages, and the OpenAPI document.
+
+use axum::extract::State;
+use axum::http::{header, HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+
+use crate::api::auth::{authorize, Caller};
+use crate::api::dto::{Health, ImageInfo, ImageList, LanguageInfo, LanguageList};
+use crate::api::error::{ApiError, ErrorBody};
+use crate::api::state::AppState;
+
+/// Liveness: the process answers.
+#[utoipa::path(get, path = "/healthz", tag = "meta",
+    responses((status = 200, body = Health)), security(()))]
+pub async fn healthz() -> Json<Health> {
+    Json(Health {
+        status: "ok".into(),
+    })
+}
+
+/// Readiness: accepting runs (503 while shutting down).
+#[utoipa::path(get, path = "/readyz", tag = "meta",
+    responses((status = 200, body = Health), (status = 503, body = ErrorBody)), security(()))]
+pub async fn readyz(State(state): State<AppState>) -> Result<Json<Health>, ApiError> {
+    if state.is_shutting_down() {
+        return Err(ApiError::unavailable(
+            "shutting_down",
+            "the daemon is shutting down",
+            state.config.retry_after_secs,
+        ));
+    }
+    Ok(Json(Health {
+        status: "ready".into(),
+    }))
+}
+
+/// Prometheus metrics (text exposition format).
+#[utoipa::path(get, path = "/metrics", tag = "meta",
+    responses(
+        (status = 200, content_type = "text/plain", body = String),
+        (status = 401, description = "Only when metrics are not public", body = ErrorBody),
+    ),
+    security((), ("bearer" = [])))]
+pub async fn metrics(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
+    if !state.config.metrics_public {
+        authorize(&state, &headers)?;
+    }
+    let text = state.metrics.render(state.queue.len());
+    Ok((
+        StatusCode::OK,
+        [(
+            header::CONTENT_TYPE,
+            "text/plain; version=0.0.4; charset=utf-8",
+        )],
+        text,
+    )
+        .into_response())
+}
+
+/// Images runs may name.
+#[utoipa::path(get, path = "/v1/images", tag = "catalog",
+    responses((status = 200, body = ImageList), (status = 401, body = ErrorBody)),
+    security(("bearer" = [])))]
+pub async fn images(State(state): State<AppState>, _caller: Caller) -> Json<ImageList> {
+    Json(ImageList {
+        images: state
+            .catalog
+            .images()
+            .map(|i| ImageInfo {
+                name: i.name.clone(),
+            })
+            .collect(),
+    })
+}
+
+/// Languages runs may name.
+#[utoipa::path(get, path = "/v1/languages", tag = "catalog",
+    responses((status = 200, body = LanguageList), (status = 401, body = ErrorBody)),
+    security(("bearer" = [])))]
+pub async fn languages(State(state): State<AppState>, _caller: Caller) -> Json<LanguageList> {
+    Json(LanguageList {
+        languages: state
+            .catalog
+            .languages()
+            .map(|(name, l)| LanguageInfo {
+                name: name.clone(),
+                version: l.version.clone(),
+                image: l.image.clone(),
+                source_file: l.source_file.clone(),
+                cmd: l.cmd.clone(),
+            })
+            .collect(),
+    })
+}
+
+/// This API's OpenAPI 3.1 document.
+#[utoipa::path(get, path = "/openapi.json", tag = "meta",
+    responses((status = 200, content_type = "application/json", body = Object)), security(()))]
+pub async fn openapi() -> Response {
+    (
+        [(header::CONTENT_TYPE, "application/json")],
+        crate::api::openapi::document_json(),
+    )
+        .into_response()
+}

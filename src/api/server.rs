@@ -1,0 +1,228 @@
+//! Starting and stopping the daemon: store, restart recovery, workers, the tokio runtime,
+//! pruning, and graceful shutdown on SIGTERM/SIGINT.
+//!
+//! Restart recovery (a previous process died, e.g. kill -9): runs the store says were
+//! `running` end as XX "daemon restarted" (their cells died with the old process: cells get
+//! SIGKILL when their launching thread dies); runs still `queued` are run again.
+//!
+//! Shutdown: stop accepting connections; queued runs stay queued in the store (waiters get 503
+//! `shutting_down`, the runs run after the next start); running cells get `shutdown_grace_secs`
+//! to finish, then are cancelled (verdict CANCELLED); the store is checkpointed.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use tokio::net::TcpListener;
+
+use super::auth::anonymous_app;
+use super::config::ServeConfig;
+use super::dto::{RunRequest, RunStatus};
+use super::live::{LiveRun, Phase};
+use super::prepare::prepare;
+use super::state::{AppState, Job, Shared};
+use super::store::{Store, StoreError};
+use super::worker::{finish, spawn_workers};
+use crate::result::RunResult;
+use crate::sandbox::{Launcher, LauncherConfig, SandboxError};
+
+/// Why the daemon could not start (or stopped with an error).
+#[derive(Debug, thiserror::Error)]
+pub enum ServeError {
+    #[error(transparent)]
+    Config(#[from] super::config::ConfigError),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error("launcher: {0}")]
+    Launcher(#[from] SandboxError),
+    #[error("{what}: {source}")]
+    Io {
+        what: String,
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+fn io(what: impl Into<String>) -> impl FnOnce(std::io::Error) -> ServeError {
+    let what = what.into();
+    move |source| ServeError::Io { what, source }
+}
+
+/// Ends runs of a previous process and queues the ones that never started.
+pub fn recover(shared: &Shared) -> Result<(usize, usize), StoreError> {
+    let running = shared.store.runs_in_status(RunStatus::Running)?;
+    for row in &running {
+        let result = RunResult::sandbox_error("daemon restarted");
+        let json =
+            serde_json::to_string(&crate::result::RunResultWire::from(&result)).unwrap_or_default();
+        shared
+            .store
+            .mark_done(&row.id, "XX", &json, super::store::now_ms())?;
+        shared.metrics.finished(result.verdict, 0);
+        tracing::info!(run = %row.id, app = %row.app, verdict = "XX", "run ended by restart");
+    }
+    let queued = shared.store.runs_in_status(RunStatus::Queued)?;
+    let apps = shared.store.list_apps()?;
+    for row in &queued {
+        let quota = shared.quotas.force_acquire(&row.app);
+        let live = match LiveRun::new(row.id.clone(), row.app.clone(), quota) {
+            Ok(live) => Arc::new(live),
+            Err(e) => {
+                tracing::error!(run = %row.id, error = %e, "cannot recover run");
+                continue;
+            }
+        };
+        let app = apps
+            .iter()
+            .find(|a| a.name == row.app)
+            .cloned()
+            .unwrap_or_else(anonymous_app);
+        let prepared = serde_json::from_str::<RunRequest>(&row.request)
+            .map_err(|e| e.to_string())
+            .and_then(|req| {
+                prepare(&req, &shared.config, &shared.catalog, &app).map_err(|e| e.message)
+            });
+        shared.live.insert(live.clone());
+        match prepared {
+            Ok(p) => shared.queue.push_unbounded(Job {
+                live,
+                spec: p.spec,
+                accepted: Instant::now(),
+            }),
+            Err(why) => {
+                live.claim();
+                let result = RunResult::sandbox_error(format!("cannot run after restart: {why}"));
+                finish(shared, &live, &result, 0);
+            }
+        }
+    }
+    Ok((running.len(), queued.len()))
+}
+
+async fn shutdown_signal() {
+    use tokio::signal::unix::{signal, SignalKind};
+    let mut term = match signal(SignalKind::terminate()) {
+        Ok(s) => s,
+        Err(e) => {
+            tracing::error!(error = %e, "cannot listen for SIGTERM");
+            return std::future::pending().await;
+        }
+    };
+    tokio::select! {
+        _ = term.recv() => {}
+        _ = tokio::signal::ctrl_c() => {}
+    }
+}
+
+/// Stops taking runs: queued ones are deferred to the next start; running ones are
+/// cancelled after the grace period.
+fn begin_shutdown(shared: &Arc<Shared>) {
+    shared.shutting_down.send_replace(true);
+    for job in shared.queue.close() {
+        job.live.release_quota();
+        job.live.set_phase(Phase::Deferred);
+        shared.live.remove(&job.live.id);
+    }
+    let grace = Duration::from_secs(shared.config.shutdown_grace_secs);
+    let shared = shared.clone();
+    tokio::spawn(async move {
+        tokio::time::sleep(grace).await;
+        for live in shared.live.all() {
+            tracing::warn!(run = %live.id, "grace period over: cancelling");
+            live.cancel.cancel();
+        }
+    });
+}
+
+async fn prune_loop(shared: Arc<Shared>) {
+    let prune = shared.config.prune.clone();
+    let mut tick = tokio::time::interval(Duration::from_secs(prune.interval_secs.max(1)));
+    loop {
+        tick.tick().await;
+        let store_shared = shared.clone();
+        let pruned = tokio::task::spawn_blocking(move || {
+            store_shared
+                .store
+                .prune(Duration::from_secs(prune.max_age_secs), prune.max_count)
+        })
+        .await;
+        match pruned {
+            Ok(Ok(0)) => {}
+            Ok(Ok(n)) => tracing::info!(runs = n, "pruned old runs"),
+            Ok(Err(e)) => tracing::warn!(error = %e, "pruning failed"),
+            Err(e) => tracing::warn!(error = %e, "pruning task failed"),
+        }
+    }
+}
+
+/// Runs the daemon until SIGTERM/SIGINT.
+pub fn serve(config: ServeConfig) -> Result<(), ServeError> {
+    config.check()?;
+    // The launcher and the workers exist before (and outside) the tokio runtime.
+    let launcher = Arc::new(Launcher::new(LauncherConfig::default())?);
+    let store = Store::open(&config.state_dir)?;
+    let workers = config.workers;
+    let listen = config.listen;
+    let grace = Duration::from_secs(config.shutdown_grace_secs);
+    let shared = Arc::new(Shared::new(config, store));
+    let (ended, requeued) = recover(&shared)?;
+    if ended + requeued > 0 {
+        tracing::warn!(ended, requeued, "recovered runs of the previous process");
+    }
+    let handles = spawn_workers(&shared, &launcher, workers).map_err(io("start workers"))?;
+
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .thread_name("sandcell-http")
+        .build()
+        .map_err(io("start tokio"))?;
+    let served: Result<(), ServeError> = runtime.block_on(async {
+        let listener = TcpListener::bind(listen)
+            .await
+            .map_err(io(format!("listen on {listen}")))?;
+        let local = listener.local_addr().map_err(io("local address"))?;
+        tracing::warn!(address = %local, workers, "sandcell serve listening");
+        // For scripts and tests that pass port 0.
+        eprintln!("sandcell: listening on http://{local}");
+        tokio::spawn(prune_loop(shared.clone()));
+        let app = super::routes::router(AppState(shared.clone()));
+        let shutdown_shared = shared.clone();
+        let (stopped_tx, stopped_rx) = tokio::sync::oneshot::channel::<()>();
+        let server = axum::serve(listener, app).with_graceful_shutdown(async move {
+            shutdown_signal().await;
+            tracing::warn!("shutting down");
+            begin_shutdown(&shutdown_shared);
+            let _ = stopped_tx.send(());
+        });
+        // Connections still open long after the grace period (e.g. idle SSE clients of runs
+        // that never end) do not keep the daemon alive.
+        let deadline = async {
+            if stopped_rx.await.is_ok() {
+                tokio::time::sleep(grace + Duration::from_secs(5)).await;
+            } else {
+                std::future::pending::<()>().await;
+            }
+        };
+        tokio::select! {
+            r = server => r.map_err(io("serve")),
+            _ = deadline => {
+                tracing::warn!("connections still open after the grace period; closing them");
+                Ok(())
+            }
+        }
+    });
+    // Workers end once the queue is closed and their cell is done: within the grace period,
+    // or cancelled by the task begin_shutdown started (still driven by the runtime's threads).
+    if !shared.is_shutting_down() {
+        shared.queue.close();
+        for live in shared.live.all() {
+            live.cancel.cancel();
+        }
+    }
+    for handle in handles {
+        let _ = handle.join();
+    }
+    runtime.shutdown_timeout(Duration::from_secs(1));
+    shared.store.checkpoint()?;
+    tracing::warn!("stopped");
+    served
+}

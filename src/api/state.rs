@@ -1,0 +1,72 @@
+//! What every handler and worker shares.
+
+use std::ops::Deref;
+use std::sync::Arc;
+use std::time::Instant;
+
+use tokio::sync::watch;
+
+use super::auth::{anonymous_app, KeyCache};
+use super::config::ServeConfig;
+use super::images::ImageCatalog;
+use super::live::{LiveRun, LiveRuns, Quotas};
+use super::metrics::Metrics;
+use super::queue::JobQueue;
+use super::store::{App, Store};
+use crate::spec::ValidatedSpec;
+
+/// One accepted run waiting for a worker.
+#[derive(Debug)]
+pub struct Job {
+    pub live: Arc<LiveRun>,
+    pub spec: ValidatedSpec,
+    pub accepted: Instant,
+}
+
+/// The daemon's shared state.
+#[derive(Debug)]
+pub struct Shared {
+    pub config: ServeConfig,
+    pub store: Store,
+    pub keys: KeyCache,
+    pub anonymous: Arc<App>,
+    pub queue: JobQueue<Job>,
+    pub live: LiveRuns,
+    pub quotas: Arc<Quotas>,
+    pub metrics: Metrics,
+    pub catalog: ImageCatalog,
+    /// True once SIGTERM arrived.
+    pub shutting_down: watch::Sender<bool>,
+}
+
+impl Shared {
+    pub fn new(config: ServeConfig, store: Store) -> Shared {
+        Shared {
+            catalog: ImageCatalog::from_config(&config),
+            queue: JobQueue::new(config.max_queue),
+            config,
+            store,
+            keys: KeyCache::default(),
+            anonymous: Arc::new(anonymous_app()),
+            live: LiveRuns::default(),
+            quotas: Arc::new(Quotas::default()),
+            metrics: Metrics::default(),
+            shutting_down: watch::Sender::new(false),
+        }
+    }
+
+    pub fn is_shutting_down(&self) -> bool {
+        *self.shutting_down.borrow()
+    }
+}
+
+/// The router's state: a cheap handle on [`Shared`].
+#[derive(Debug, Clone)]
+pub struct AppState(pub Arc<Shared>);
+
+impl Deref for AppState {
+    type Target = Shared;
+    fn deref(&self) -> &Shared {
+        &self.0
+    }
+}

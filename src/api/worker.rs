@@ -1,0 +1,101 @@
+//! The worker threads: plain std threads (never tokio's) that take jobs from the queue and run
+//! them with the launcher, streaming output to the run's live channels.
+
+use std::sync::Arc;
+use std::thread::JoinHandle;
+
+use super::dto::{RunFinished, RunStatus};
+use super::live::{LiveEvent, LiveRun, Phase};
+use super::state::{Job, Shared};
+use super::store::now_ms;
+use crate::result::{RunResult, RunResultWire, Verdict};
+use crate::sandbox::{Launcher, RunEvent};
+
+/// Starts `count` workers; they end when the queue is closed.
+pub fn spawn_workers(
+    shared: &Arc<Shared>,
+    launcher: &Arc<Launcher>,
+    count: usize,
+) -> std::io::Result<Vec<JoinHandle<()>>> {
+    (0..count)
+        .map(|i| {
+            let shared = shared.clone();
+            let launcher = launcher.clone();
+            std::thread::Builder::new()
+                .name(format!("cell-worker-{i}"))
+                .spawn(move || {
+                    while let Some(job) = shared.queue.pop() {
+                        run_job(&shared, &launcher, job);
+                    }
+                })
+        })
+        .collect()
+}
+
+fn run_job(shared: &Shared, launcher: &Launcher, job: Job) {
+    let live = &job.live;
+    if !live.claim() {
+        return; // cancelled while queued; already finished
+    }
+    let queued_ms = job.accepted.elapsed().as_millis() as u64;
+    if let Err(e) = shared.store.mark_running(&live.id, now_ms()) {
+        tracing::error!(run = %live.id, error = %e, "cannot mark run as running");
+    }
+    live.set_phase(Phase::Running);
+    shared.metrics.cell_started();
+    let events = live.events.clone();
+    let mut on_event = |event: RunEvent<'_>| {
+        let event = match event {
+            RunEvent::Started => return,
+            RunEvent::Stdout(bytes) => LiveEvent::Stdout(bytes.into()),
+            RunEvent::Stderr(bytes) => LiveEvent::Stderr(bytes.into()),
+        };
+        // No receiver is fine: nobody is watching the stream.
+        let _ = events.send(event);
+    };
+    let result = launcher.run(&job.spec, &mut on_event, Some(&live.cancel));
+    shared.metrics.cell_ended();
+    finish(shared, live, &result, queued_ms);
+}
+
+/// Records a run's end: store, metrics, the log line, waiters and SSE readers.
+pub fn finish(shared: &Shared, live: &LiveRun, result: &RunResult, queued_ms: u64) {
+    let wire = RunResultWire::from(result);
+    let verdict = result.verdict;
+    match serde_json::to_string(&wire) {
+        Ok(json) => {
+            if let Err(e) = shared
+                .store
+                .mark_done(&live.id, verdict.as_str(), &json, now_ms())
+            {
+                tracing::error!(run = %live.id, error = %e, "cannot store run result");
+            }
+        }
+        Err(e) => tracing::error!(run = %live.id, error = %e, "cannot encode run result"),
+    }
+    shared.metrics.finished(verdict, result.wall_time_ms);
+    tracing::info!(
+        run = %live.id,
+        app = %live.app,
+        verdict = %verdict,
+        queued_ms,
+        wall_ms = result.wall_time_ms,
+        cpu_ms = result.cpu_time_ms,
+        message = result.message.as_deref().unwrap_or(""),
+        "run finished"
+    );
+    live.release_quota();
+    live.set_phase(Phase::Done(Arc::new(RunFinished {
+        id: live.id.clone(),
+        status: RunStatus::Done,
+        result: wire,
+    })));
+    shared.live.remove(&live.id);
+}
+
+/// The result of a run cancelled before a worker took it.
+pub fn cancelled_before_start() -> RunResult {
+    let mut r = RunResult::sandbox_error("cancelled before start");
+    r.verdict = Verdict::CANCELLED;
+    r
+}
