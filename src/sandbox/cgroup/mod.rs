@@ -9,9 +9,56 @@
 //! - `CellCgroup::clone_into_fd()` — v2 only: a dir fd for clone3 CLONE_INTO_CGROUP.
 //! - `cpu_usage`, `memory_peak`, `oom_kills` while/after running; `kill_all` on timeout;
 //!   `remove` (also done on Drop) at the end.
+//!
+//! # Theory of operation
+//! * **Detection** parses /proc/self/mountinfo and /proc/self/cgroup ([`detect`]). A pure v2
+//!   host (or a hybrid one whose cgroup2 offers the memory controller) is V2; a hybrid host
+//!   whose cgroup2 has no controllers (this CI host) is V1 with the memory, pids, cpu,
+//!   cpuacct and freezer hierarchies (separate or combined mounts).
+//! * **Where**: in every hierarchy, beneath OUR OWN cgroup: `<own>/sandcell/<cell>`. On v1
+//!   nothing is ever written in `<own>` or above, no process is moved out of it and nothing
+//!   there is deleted: we only mkdir `<own>/sandcell` and write inside directories we
+//!   created. On v2, `<own>/cgroup.subtree_control` must enable memory/pids/cpu for
+//!   `<own>/sandcell`; if our own non-root cgroup holds our process (no-internal-process
+//!   rule, EBUSY), this process moves into the leaf `<own>/sandcell-supervisor` first
+//!   ([`setup`]).
+//! * **Names** `<creator pid>-<counter>-<random hex>` let [`CgroupHost::cleanup_stale`]
+//!   find and remove the cells of a creator that died (daemon killed with -9).
+//! * **Join**: the child writes "0" to each fd of [`CellCgroup::join_fds`]; on v2 the
+//!   launcher can instead clone3 straight into [`CellCgroup::clone_into_fd`].
+//! * **End**: [`CellCgroup::kill_all`] (cgroup.kill, or freeze + SIGKILL + thaw), then rmdir;
+//!   `remove` and Drop both do it, so errors and panics of the supervisor path clean up too.
+//! * **Pool** (optional, [`CgroupHost::with_pool`]): a few pre-created cells are reset and
+//!   reused, see [`pool`] for the trade-offs.
+//!
+//! Why direct cgroupfs code and not cgroups-rs: we need exactly-beneath-our-own-cgroup
+//! paths on a hybrid host (cgroups-rs builds paths from the hierarchy root and its v1/v2
+//! choice is global), fds of `cgroup.procs` opened in the parent for a child that joins
+//! after pivot_root, a dir fd for CLONE_INTO_CGROUP, cgroup.kill, memory.peak and
+//! oom_kill readings, pooled resets, and one typed error with the failing path. That is a
+//! few hundred lines of plain file writes, testable against a fake tree in a temp dir.
 
-use std::os::fd::{BorrowedFd, OwnedFd};
+mod detect;
+mod fsio;
+mod kill;
+mod limits;
+mod names;
+mod pool;
+mod setup;
+mod usage;
+
+use std::fs::OpenOptions;
+use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
+use std::os::unix::fs::OpenOptionsExt;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::Duration;
+
+pub use setup::CgroupFeatures;
+
+use detect::Layout;
+use pool::Pool;
+use usage::Baseline;
 
 /// Errors of the cgroup layer.
 #[derive(Debug, thiserror::Error)]
@@ -24,6 +71,10 @@ pub enum CgroupError {
         #[source]
         source: std::io::Error,
     },
+    #[error("invalid cgroup limit: {0}")]
+    InvalidLimit(String),
+    #[error("cgroup {path}: {remaining} process(es) still alive after SIGKILL")]
+    KillFailed { path: String, remaining: usize },
 }
 
 /// Which cgroup layout this host has.
@@ -42,58 +93,403 @@ pub struct CgroupLimits {
     pub cpus: Option<f64>,
 }
 
+/// What a host's cgroups give us, shared by the host and its cells.
+#[derive(Debug)]
+struct HostShared {
+    layout: Layout,
+    features: CgroupFeatures,
+    kernel: (u32, u32),
+    pool: Option<Pool>,
+}
+
 /// What this host's cgroups give us, detected once.
 #[derive(Debug)]
 pub struct CgroupHost {
     mode: CgroupMode,
+    shared: Arc<HostShared>,
 }
 
 impl CgroupHost {
+    /// Detects the layout of this process's cgroups and prepares `<own>/sandcell` in every
+    /// hierarchy (on v2 also enabling controllers, see the module docs).
     pub fn detect() -> Result<CgroupHost, CgroupError> {
-        Err(CgroupError::Unsupported("not implemented".into()))
+        let read = |p: &str| fsio::read(Path::new(p));
+        Self::detect_with(
+            &read("/proc/self/mountinfo")?,
+            &read("/proc/self/cgroup")?,
+            Path::new("/"),
+        )
     }
+
+    /// [`detect`](Self::detect) from given texts, with every mount point beneath
+    /// `root_prefix` (tests point it at a fake cgroupfs tree in a temp dir).
+    pub fn detect_with(
+        mountinfo: &str,
+        proc_self_cgroup: &str,
+        root_prefix: &Path,
+    ) -> Result<CgroupHost, CgroupError> {
+        let mut layout = detect::detect_layout(mountinfo, proc_self_cgroup, root_prefix)?;
+        let kernel = setup::kernel_version();
+        let features = setup::prepare(&mut layout, kernel)?;
+        Ok(CgroupHost {
+            mode: layout.mode,
+            shared: Arc::new(HostShared {
+                layout,
+                features,
+                kernel,
+                pool: None,
+            }),
+        })
+    }
+
+    /// Keeps up to `size` finished cells to reset and reuse instead of rmdir + mkdir
+    /// (v1 only; on v2 this is a no-op, see [`pool`]). Call right after `detect`.
+    pub fn with_pool(mut self, size: usize) -> CgroupHost {
+        if self.mode == CgroupMode::V1 && size > 0 {
+            if let Some(shared) = Arc::get_mut(&mut self.shared) {
+                shared.pool = Some(Pool::new(size));
+            }
+        }
+        self
+    }
+
     pub fn mode(&self) -> CgroupMode {
         self.mode
     }
-    /// Names of controllers usable for cells: "memory", "pids", "cpu", "cpuacct", "freezer", "kill".
+
+    /// Optional kernel features found at detection.
+    pub fn features(&self) -> CgroupFeatures {
+        self.shared.features
+    }
+
+    fn has(&self, controller: &str) -> bool {
+        self.shared
+            .layout
+            .hierarchies
+            .iter()
+            .any(|h| h.controllers.contains(&controller))
+    }
+
+    /// Names of controllers usable for cells: "memory", "pids", "cpu", "cpuacct", "freezer",
+    /// "kill". On v2 "cpuacct" (cpu.stat) is always there and "freezer"/"kill" mean
+    /// cgroup.freeze/cgroup.kill.
     pub fn controllers(&self) -> Vec<&'static str> {
-        Vec::new()
+        let f = &self.shared.features;
+        let mut out: Vec<&'static str> = ["memory", "pids", "cpu", "cpuacct", "freezer"]
+            .into_iter()
+            .filter(|c| match (self.mode, *c) {
+                (CgroupMode::V2, "cpuacct") => true,
+                (CgroupMode::V2, "freezer") => f.freeze,
+                (CgroupMode::V1, "freezer") => f.freeze && self.has("freezer"),
+                _ => self.has(c),
+            })
+            .collect();
+        if f.cgroup_kill || f.freeze {
+            out.push("kill");
+        }
+        out
     }
+
     /// Which of `limits` this host cannot enforce (e.g. "memory", "pids", "cpus", "cpu_time").
-    pub fn unenforceable(&self, _limits: &CgroupLimits, _cpu_time: bool) -> Vec<String> {
-        Vec::new()
+    pub fn unenforceable(&self, limits: &CgroupLimits, cpu_time: bool) -> Vec<String> {
+        let usable = self.controllers();
+        let mut missing = Vec::new();
+        let mut need = |asked: bool, controller: &str, name: &str| {
+            if asked && !usable.contains(&controller) {
+                missing.push(name.to_string());
+            }
+        };
+        need(limits.memory.is_some(), "memory", "memory");
+        need(limits.pids.is_some(), "pids", "pids");
+        need(limits.cpus.is_some(), "cpu", "cpus");
+        need(cpu_time, "cpuacct", "cpu_time");
+        missing
     }
-    pub fn create_cell(&self, _limits: &CgroupLimits) -> Result<CellCgroup, CgroupError> {
-        Err(CgroupError::Unsupported("not implemented".into()))
+
+    /// Creates a cell's cgroup (or reuses a pooled one) with `limits` written.
+    pub fn create_cell(&self, limits: &CgroupLimits) -> Result<CellCgroup, CgroupError> {
+        limits::validate(limits)?;
+        if let Some(pool) = &self.shared.pool {
+            if let Some(mut cell) = pool.take(&self.shared) {
+                match cell.reissue(limits) {
+                    Ok(()) => return Ok(cell),
+                    // A cell that cannot be reset is dropped (and removed); make a new one.
+                    Err(e) => tracing::warn!("pooled cgroup not reusable: {e}"),
+                }
+            }
+        }
+        CellCgroup::create(Arc::clone(&self.shared), limits)
+    }
+
+    /// Kills and removes the cells whose creator process is gone (a daemon killed with -9).
+    /// Returns how many cells were removed.
+    pub fn cleanup_stale(&self) -> usize {
+        let mut stale: Vec<String> = Vec::new();
+        for h in &self.shared.layout.hierarchies {
+            let Ok(entries) = std::fs::read_dir(&h.cells) else {
+                continue;
+            };
+            for entry in entries.flatten() {
+                let name = entry.file_name().to_string_lossy().into_owned();
+                let dead = names::creator_of(&name).is_some_and(|pid| !names::process_alive(pid));
+                if dead && !stale.contains(&name) {
+                    stale.push(name);
+                }
+            }
+        }
+        let mut removed = 0;
+        for name in stale {
+            let dirs = CellDirs::of(&self.shared.layout, &name);
+            let killed = kill::kill_all(&dirs, &self.shared.features);
+            let gone = dirs.all().try_for_each(fsio::rmdir_tree);
+            match (killed, gone) {
+                (Ok(()), Ok(())) => removed += 1,
+                (Err(e), _) | (_, Err(e)) => tracing::warn!("stale cgroup {name}: {e}"),
+            }
+        }
+        removed
+    }
+
+    /// What `sandcell check-host` prints about cgroups.
+    pub fn describe(&self) -> serde_json::Value {
+        let layout = &self.shared.layout;
+        let hierarchies: Vec<serde_json::Value> = layout
+            .hierarchies
+            .iter()
+            .map(|h| {
+                serde_json::json!({
+                    "controllers": h.controllers,
+                    "own_cgroup": h.own.display().to_string(),
+                    "cells_dir": h.cells.display().to_string(),
+                })
+            })
+            .collect();
+        serde_json::json!({
+            "mode": self.mode,
+            "kernel": format!("{}.{}", self.shared.kernel.0, self.shared.kernel.1),
+            "controllers": self.controllers(),
+            "hierarchies": hierarchies,
+            "features": self.shared.features,
+            "pool_size": self.shared.pool.as_ref().map_or(0, Pool::capacity),
+        })
+    }
+
+    /// Directories of the cells parent (`<own>/sandcell`) of every hierarchy.
+    pub fn cells_dirs(&self) -> Vec<PathBuf> {
+        let hs = &self.shared.layout.hierarchies;
+        hs.iter().map(|h| h.cells.clone()).collect()
+    }
+}
+
+impl Drop for CgroupHost {
+    fn drop(&mut self) {
+        if let Some(pool) = &self.shared.pool {
+            pool.drain();
+        }
+    }
+}
+
+/// The directories of one cell: one per hierarchy (v1) or one (v2).
+#[derive(Debug, Clone)]
+struct CellDirs {
+    mode: CgroupMode,
+    dirs: Vec<(Vec<&'static str>, PathBuf)>,
+}
+
+impl CellDirs {
+    fn of(layout: &Layout, name: &str) -> CellDirs {
+        CellDirs {
+            mode: layout.mode,
+            dirs: layout
+                .hierarchies
+                .iter()
+                .map(|h| (h.controllers.clone(), h.cells.join(name)))
+                .collect(),
+        }
+    }
+
+    /// The directory of the hierarchy that has `controller`.
+    fn dir_of(&self, controller: &str) -> Option<&Path> {
+        self.dirs
+            .iter()
+            .find(|(c, _)| c.contains(&controller))
+            .map(|(_, d)| d.as_path())
+    }
+
+    fn has(&self, controller: &str) -> bool {
+        self.dir_of(controller).is_some()
+    }
+
+    /// The first directory (v2: the only one), used in messages.
+    fn main(&self) -> &Path {
+        self.dirs
+            .first()
+            .map_or(Path::new("/"), |(_, d)| d.as_path())
+    }
+
+    fn all(&self) -> impl Iterator<Item = &Path> {
+        self.dirs.iter().map(|(_, d)| d.as_path())
     }
 }
 
 /// One cell's cgroup (one directory per hierarchy on v1). Removed on drop.
 #[derive(Debug)]
 pub struct CellCgroup {
+    name: String,
+    dirs: CellDirs,
     join: Vec<OwnedFd>,
+    /// v2: the cell directory, for CLONE_INTO_CGROUP.
+    dir_fd: Option<OwnedFd>,
+    baseline: Baseline,
+    shared: Arc<HostShared>,
+    /// Set once removed (or handed back to the pool): Drop does nothing more.
+    done: bool,
 }
 
 impl CellCgroup {
+    fn create(shared: Arc<HostShared>, limits: &CgroupLimits) -> Result<CellCgroup, CgroupError> {
+        let name = names::new_cell_name();
+        let dirs = CellDirs::of(&shared.layout, &name);
+        let mut cell = CellCgroup {
+            name,
+            dirs: CellDirs {
+                mode: dirs.mode,
+                dirs: Vec::new(),
+            },
+            join: Vec::new(),
+            dir_fd: None,
+            baseline: Baseline::default(),
+            shared,
+            done: false,
+        };
+        // From here on, Drop removes whatever was created if a step fails.
+        for (controllers, dir) in dirs.dirs {
+            std::fs::create_dir(&dir).map_err(|e| fsio::io_error(&dir, e))?;
+            cell.dirs.dirs.push((controllers, dir));
+        }
+        limits::apply(&cell.dirs, limits, &cell.shared.features, true)?;
+        for dir in cell.dirs.all() {
+            let procs = dir.join("cgroup.procs");
+            let fd = OpenOptions::new()
+                .write(true)
+                .open(&procs)
+                .map_err(|e| fsio::io_error(&procs, e))?;
+            cell.join.push(fd.into());
+        }
+        if cell.dirs.mode == CgroupMode::V2 && cell.shared.features.clone_into_cgroup {
+            let dir = cell.dirs.main().to_path_buf();
+            let fd = OpenOptions::new()
+                .read(true)
+                .custom_flags(libc::O_DIRECTORY)
+                .open(&dir)
+                .map_err(|e| fsio::io_error(&dir, e))?;
+            cell.dir_fd = Some(fd.into());
+        }
+        cell.baseline = cell.read_baseline();
+        Ok(cell)
+    }
+
+    fn read_baseline(&self) -> Baseline {
+        Baseline {
+            cpu_ns: usage::cpu_ns(&self.dirs).unwrap_or(0),
+            oom_kills: usage::oom_kills_raw(&self.dirs, &self.shared.features),
+        }
+    }
+
+    /// The cell's name (the last component of its directories).
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// The cell's directories, one per hierarchy (v2: one).
+    pub fn dirs(&self) -> Vec<&Path> {
+        self.dirs.all().collect()
+    }
+
     pub fn join_fds(&self) -> &[OwnedFd] {
         &self.join
     }
+
+    /// v2 with kernel >= 5.7: the cell directory for clone3 CLONE_INTO_CGROUP.
     pub fn clone_into_fd(&self) -> Option<BorrowedFd<'_>> {
-        None
+        self.dir_fd.as_ref().map(AsFd::as_fd)
     }
+
+    /// Moves process `pid` (all its threads) into the cell, from the parent side: writes it
+    /// into every `cgroup.procs` of the cell.
+    pub fn attach(&self, pid: u32) -> Result<(), CgroupError> {
+        let text = pid.to_string();
+        for (fd, dir) in self.join.iter().zip(self.dirs.all()) {
+            let written = nix::unistd::write(fd, text.as_bytes())
+                .map_err(|e| fsio::io_error(&dir.join("cgroup.procs"), e.into()))?;
+            if written != text.len() {
+                return Err(fsio::io_error(
+                    &dir.join("cgroup.procs"),
+                    std::io::Error::other("short write"),
+                ));
+            }
+        }
+        Ok(())
+    }
+
+    /// CPU time used by the cell's processes (user + system).
     pub fn cpu_usage(&self) -> Option<Duration> {
-        None
+        usage::cpu_usage(&self.dirs, &self.baseline)
     }
+
+    /// Peak memory of the cell in bytes, when the kernel reports it.
     pub fn memory_peak(&self) -> Option<u64> {
-        None
+        usage::memory_peak(&self.dirs, &self.shared.features)
     }
+
+    /// How many processes the OOM killer killed in the cell. Exact on v2 and on v1 with
+    /// kernel >= 4.13 (`features().oom_kill_counter`); otherwise 1 if the memory limit was
+    /// hit at all (memory.failcnt > 0): call that MLE only if the program died by SIGKILL.
     pub fn oom_kills(&self) -> u64 {
-        0
+        usage::oom_kills(&self.dirs, &self.shared.features, &self.baseline)
     }
+
+    /// SIGKILLs every process of the cell and waits until the cell is empty.
     pub fn kill_all(&self) -> Result<(), CgroupError> {
-        Ok(())
+        kill::kill_all(&self.dirs, &self.shared.features)
     }
-    pub fn remove(self) -> Result<(), CgroupError> {
-        Ok(())
+
+    /// Kills everything and removes the cell's directories (or returns the cell to the pool).
+    pub fn remove(mut self) -> Result<(), CgroupError> {
+        self.done = true;
+        self.teardown()
+    }
+
+    fn teardown(&mut self) -> Result<(), CgroupError> {
+        self.kill_all()?;
+        let shared = Arc::clone(&self.shared);
+        if let Some(pool) = &shared.pool {
+            if let Some(parked) = pool.park(self) {
+                return parked;
+            }
+        }
+        self.join.clear();
+        self.dir_fd = None;
+        let mut first_error = None;
+        for dir in self.dirs.all() {
+            if let Err(e) = fsio::rmdir_tree(dir) {
+                first_error.get_or_insert(e);
+            }
+        }
+        first_error.map_or(Ok(()), Err)
     }
 }
+
+impl Drop for CellCgroup {
+    fn drop(&mut self) {
+        if !self.done {
+            self.done = true;
+            if let Err(e) = self.teardown() {
+                tracing::warn!("cgroup cell {} not removed: {e}", self.name);
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests;

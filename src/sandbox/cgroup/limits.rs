@@ -1,0 +1,205 @@
+//! Writing a cell's limits: memory (no swap), pids, cpus — v2 files or their v1 twins.
+
+use std::path::Path;
+
+use super::setup::{is_not_found, CgroupFeatures};
+use super::{fsio, CellDirs, CgroupError, CgroupLimits, CgroupMode};
+
+/// The CFS period used for `cpus` quotas.
+pub(super) const CPU_PERIOD_US: u64 = 100_000;
+/// The kernel refuses quotas below 1 ms.
+const MIN_QUOTA_US: u64 = 1_000;
+
+/// Refuses limits no cgroup can express (the CLI validates earlier; this is the last guard).
+pub(super) fn validate(limits: &CgroupLimits) -> Result<(), CgroupError> {
+    let bad = |what: String| Err(CgroupError::InvalidLimit(what));
+    if limits.memory == Some(0) {
+        return bad("memory must be more than 0 bytes".into());
+    }
+    if limits.memory.is_some_and(|m| m > i64::MAX as u64) {
+        return bad("memory limit is too large".into());
+    }
+    if limits.pids == Some(0) || limits.pids.is_some_and(|p| p > i32::MAX as u64) {
+        return bad("pids must be between 1 and 2^31-1".into());
+    }
+    if let Some(cpus) = limits.cpus {
+        if !cpus.is_finite() || cpus <= 0.0 || cpus > 65_536.0 {
+            return bad(format!(
+                "cpus must be a positive number of CPUs, not {cpus}"
+            ));
+        }
+    }
+    Ok(())
+}
+
+fn cpu_quota_us(cpus: f64) -> u64 {
+    ((cpus * CPU_PERIOD_US as f64).round() as u64).max(MIN_QUOTA_US)
+}
+
+/// Writes `limits` into a cell. `fresh` cells have the kernel's defaults (no limit); a
+/// reused (pooled) cell also gets the absent limits written back to "no limit". A limit
+/// whose controller is missing is skipped: the launcher asked `unenforceable` first.
+pub(super) fn apply(
+    dirs: &CellDirs,
+    limits: &CgroupLimits,
+    features: &CgroupFeatures,
+    fresh: bool,
+) -> Result<(), CgroupError> {
+    match dirs.mode {
+        CgroupMode::V1 => apply_v1(dirs, limits, features, fresh),
+        CgroupMode::V2 => apply_v2(dirs, limits, fresh),
+    }
+}
+
+fn apply_v1(
+    dirs: &CellDirs,
+    limits: &CgroupLimits,
+    features: &CgroupFeatures,
+    fresh: bool,
+) -> Result<(), CgroupError> {
+    if let Some(dir) = dirs.dir_of("memory") {
+        match limits.memory {
+            Some(bytes) => set_v1_memory(dir, &bytes.to_string(), features.swap_limit)?,
+            None if !fresh => set_v1_memory(dir, "-1", features.swap_limit)?,
+            None => {}
+        }
+        if !features.swap_limit && fresh {
+            // No swap accounting: at least make the cell's memory unlikely to be swapped.
+            let _ = fsio::write(&dir.join("memory.swappiness"), "0");
+        }
+    }
+    if let Some(dir) = dirs.dir_of("pids") {
+        match limits.pids {
+            Some(n) => fsio::write(&dir.join("pids.max"), &n.to_string())?,
+            None if !fresh => fsio::write(&dir.join("pids.max"), "max")?,
+            None => {}
+        }
+    }
+    if let Some(dir) = dirs.dir_of("cpu") {
+        match limits.cpus {
+            Some(cpus) => {
+                fsio::write(&dir.join("cpu.cfs_period_us"), &CPU_PERIOD_US.to_string())?;
+                fsio::write(
+                    &dir.join("cpu.cfs_quota_us"),
+                    &cpu_quota_us(cpus).to_string(),
+                )?;
+            }
+            None if !fresh => fsio::write(&dir.join("cpu.cfs_quota_us"), "-1")?,
+            None => {}
+        }
+    }
+    Ok(())
+}
+
+/// v1 memory: `memory.limit_in_bytes` and, with swap accounting, the same value in
+/// `memory.memsw.limit_in_bytes` (memory+swap), so the cell cannot swap. The kernel wants
+/// limit <= memsw at every moment, so raising a limit writes memsw first.
+fn set_v1_memory(dir: &Path, value: &str, memsw: bool) -> Result<(), CgroupError> {
+    let limit = dir.join("memory.limit_in_bytes");
+    let swap = dir.join("memory.memsw.limit_in_bytes");
+    match fsio::write(&limit, value) {
+        Ok(()) => {}
+        Err(CgroupError::Io { source, .. })
+            if memsw && source.raw_os_error() == Some(libc::EINVAL) =>
+        {
+            fsio::write(&swap, value)?;
+            fsio::write(&limit, value)?;
+        }
+        Err(e) => return Err(e),
+    }
+    if memsw {
+        fsio::write(&swap, value)?;
+    }
+    Ok(())
+}
+
+fn apply_v2(dirs: &CellDirs, limits: &CgroupLimits, fresh: bool) -> Result<(), CgroupError> {
+    let dir = dirs.main();
+    if dirs.has("memory") {
+        match limits.memory {
+            Some(bytes) => fsio::write(&dir.join("memory.max"), &bytes.to_string())?,
+            None if !fresh => fsio::write(&dir.join("memory.max"), "max")?,
+            None => {}
+        }
+        if fresh {
+            // No swap at all (absent without swap accounting: then there is nothing to limit).
+            match fsio::write(&dir.join("memory.swap.max"), "0") {
+                Err(e) if !is_not_found(&e) => return Err(e),
+                _ => {}
+            }
+            // An OOM kill takes the whole cell down, not one random process of it.
+            fsio::write(&dir.join("memory.oom.group"), "1")?;
+        }
+    }
+    if dirs.has("pids") {
+        match limits.pids {
+            Some(n) => fsio::write(&dir.join("pids.max"), &n.to_string())?,
+            None if !fresh => fsio::write(&dir.join("pids.max"), "max")?,
+            None => {}
+        }
+    }
+    if dirs.has("cpu") {
+        match limits.cpus {
+            Some(cpus) => fsio::write(
+                &dir.join("cpu.max"),
+                &format!("{} {CPU_PERIOD_US}", cpu_quota_us(cpus)),
+            )?,
+            None if !fresh => fsio::write(&dir.join("cpu.max"), &format!("max {CPU_PERIOD_US}"))?,
+            None => {}
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn absurd_limits_are_refused() {
+        let ok = CgroupLimits {
+            memory: Some(64 << 20),
+            pids: Some(32),
+            cpus: Some(0.5),
+        };
+        assert!(validate(&ok).is_ok());
+        for bad in [
+            CgroupLimits {
+                memory: Some(0),
+                ..Default::default()
+            },
+            CgroupLimits {
+                memory: Some(u64::MAX),
+                ..Default::default()
+            },
+            CgroupLimits {
+                pids: Some(0),
+                ..Default::default()
+            },
+            CgroupLimits {
+                cpus: Some(f64::NAN),
+                ..Default::default()
+            },
+            CgroupLimits {
+                cpus: Some(-1.0),
+                ..Default::default()
+            },
+            CgroupLimits {
+                cpus: Some(f64::INFINITY),
+                ..Default::default()
+            },
+        ] {
+            assert!(
+                matches!(validate(&bad), Err(CgroupError::InvalidLimit(_))),
+                "{bad:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn quotas() {
+        assert_eq!(cpu_quota_us(1.0), 100_000);
+        assert_eq!(cpu_quota_us(0.25), 25_000);
+        assert_eq!(cpu_quota_us(0.001), MIN_QUOTA_US);
+    }
+}

@@ -1,0 +1,365 @@
+//! Real cgroup cells as root: on this hybrid host (v1) and in the vm-run guest (pure v2).
+//! Processes are put into a cell either by the parent (`attach`) or by writing "0" to the
+//! cell's cgroup.procs themselves, as the launcher's child does.
+
+mod common;
+
+use std::io::Write;
+use std::os::unix::process::ExitStatusExt;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::sync::RwLock;
+use std::time::{Duration, Instant};
+
+use sandcell::sandbox::cgroup::{CellCgroup, CgroupHost, CgroupLimits, CgroupMode};
+
+/// Tests that create cells hold it shared; the leftover test holds it exclusively so it can
+/// check that no cell of this process remains.
+static CELLS: RwLock<()> = RwLock::new(());
+
+fn host() -> Option<CgroupHost> {
+    if !common::require_root() {
+        return None;
+    }
+    Some(CgroupHost::detect().expect("detect cgroups"))
+}
+
+/// Starts `cmd` stopped on its stdin, attaches it to `cell`, then lets it run.
+fn spawn_in(cell: &CellCgroup, cmd: &[&str]) -> Child {
+    let mut child = Command::new("sh")
+        .arg("-c")
+        .arg("read _ && exec \"$@\"")
+        .arg("sh")
+        .args(cmd)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn sh");
+    cell.attach(child.id()).expect("attach to cell");
+    child.stdin.take().unwrap().write_all(b"go\n").unwrap();
+    child
+}
+
+fn run_in(cell: &CellCgroup, cmd: &[&str]) -> Output {
+    spawn_in(cell, cmd).wait_with_output().expect("wait")
+}
+
+fn procs(cell: &CellCgroup) -> Vec<i32> {
+    let mut pids: Vec<i32> = cell
+        .dirs()
+        .iter()
+        .flat_map(|d| {
+            std::fs::read_to_string(d.join("cgroup.procs"))
+                .unwrap_or_default()
+                .lines()
+                .map(|l| l.parse().unwrap())
+                .collect::<Vec<i32>>()
+        })
+        .collect();
+    pids.sort_unstable();
+    pids.dedup();
+    pids
+}
+
+/// Polls `cond` for up to 60 s (TCG in the guest is slow); no timing is asserted.
+fn eventually(mut cond: impl FnMut() -> bool) -> bool {
+    let start = Instant::now();
+    while start.elapsed() < Duration::from_secs(60) {
+        if cond() {
+            return true;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    false
+}
+
+/// A pid is gone or a zombie (the vm-run guest's PID 1 does not reap orphans).
+fn dead(pid: i32) -> bool {
+    match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
+        Err(_) => true,
+        Ok(stat) => stat
+            .rsplit_once(')')
+            .is_some_and(|(_, rest)| rest.trim_start().starts_with('Z')),
+    }
+}
+
+fn limits(memory: Option<u64>, pids: Option<u64>, cpus: Option<f64>) -> CgroupLimits {
+    CgroupLimits { memory, pids, cpus }
+}
+
+#[test]
+fn detects_the_expected_mode_and_never_uses_process_api_itself() {
+    let Some(host) = host() else { return };
+    if std::env::var("VM_RUN").is_ok_and(|v| v == "1") {
+        assert_eq!(host.mode(), CgroupMode::V2);
+        assert!(host.features().clone_into_cgroup);
+    }
+    let self_cgroup = std::fs::read_to_string("/proc/self/cgroup").unwrap();
+    let json = host.describe();
+    eprintln!("{}", serde_json::to_string_pretty(&json).unwrap());
+    for dir in host.cells_dirs() {
+        assert!(dir.ends_with("sandcell"), "{dir:?}");
+        assert!(dir.is_dir());
+    }
+    // Our own memory cgroup (process_api/<id> on this host) is an ancestor, never a cell dir.
+    if let Some(line) = self_cgroup.lines().find(|l| l.contains(":memory:")) {
+        let own = line.splitn(3, ':').nth(2).unwrap().trim_start_matches('/');
+        let mem_cells: Vec<PathBuf> = host
+            .cells_dirs()
+            .into_iter()
+            .filter(|d| d.starts_with("/sys/fs/cgroup/memory"))
+            .collect();
+        assert_eq!(mem_cells.len(), 1);
+        let own_dir = Path::new("/sys/fs/cgroup/memory").join(own);
+        assert_eq!(mem_cells[0], own_dir.join("sandcell"));
+    }
+    for c in ["memory", "pids", "cpu", "cpuacct", "kill"] {
+        assert!(host.controllers().contains(&c), "{c} missing: {json}");
+    }
+    assert!(host
+        .unenforceable(&limits(Some(1 << 26), Some(8), Some(1.0)), true)
+        .is_empty());
+}
+
+#[test]
+fn memory_limit_ends_in_an_oom_kill() {
+    let Some(host) = host() else { return };
+    let _g = CELLS.read().unwrap();
+    let cell = host
+        .create_cell(&limits(Some(64 << 20), Some(64), None))
+        .unwrap();
+    assert_eq!(cell.oom_kills(), 0);
+    // dd reads 200 MiB of zeros into one buffer: every page is touched.
+    let out = run_in(
+        &cell,
+        &["dd", "if=/dev/zero", "of=/dev/null", "bs=200M", "count=1"],
+    );
+    assert_eq!(out.status.signal(), Some(libc::SIGKILL), "{out:?}");
+    assert_eq!(cell.oom_kills(), 1);
+    if host.features().memory_peak {
+        let peak = cell.memory_peak().expect("memory peak");
+        assert!(peak > 32 << 20 && peak <= 65 << 20, "peak {peak}");
+    }
+    cell.remove().unwrap();
+}
+
+#[test]
+fn a_run_within_the_limit_has_no_oom_kill() {
+    let Some(host) = host() else { return };
+    let _g = CELLS.read().unwrap();
+    let cell = host
+        .create_cell(&limits(Some(64 << 20), Some(64), None))
+        .unwrap();
+    let out = run_in(
+        &cell,
+        &["dd", "if=/dev/zero", "of=/dev/null", "bs=8M", "count=1"],
+    );
+    assert!(out.status.success(), "{out:?}");
+    assert_eq!(cell.oom_kills(), 0);
+    if let Some(peak) = cell.memory_peak() {
+        assert!(peak >= 8 << 20, "peak {peak}");
+    }
+    cell.remove().unwrap();
+}
+
+#[test]
+fn pids_limit_makes_forks_fail() {
+    let Some(host) = host() else { return };
+    let _g = CELLS.read().unwrap();
+    let cell = host.create_cell(&limits(None, Some(8), None)).unwrap();
+    let script = "ok=0; fail=0; for i in 1 2 3 4 5 6 7 8 9 10 11 12 13 14 15 16 17 18 19 20; do \
+                  if sleep 60 & then ok=$((ok+1)); else fail=$((fail+1)); fi; done; \
+                  echo started; exec sleep 60";
+    let mut child = spawn_in(&cell, &["sh", "-c", script]);
+    let mut max_seen = 0;
+    let settled = eventually(|| {
+        let n = procs(&cell).len();
+        max_seen = max_seen.max(n);
+        // The shell ends up exec'ing the last sleep; at most 8 processes in total.
+        n == 8 || child.try_wait().unwrap().is_some()
+    });
+    assert!(settled);
+    assert!(max_seen <= 8, "{max_seen} processes with pids.max 8");
+    cell.kill_all().unwrap();
+    assert!(procs(&cell).is_empty());
+    let out = child.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr).to_lowercase();
+    assert!(
+        stderr.contains("fork") || stderr.contains("resource"),
+        "stderr: {stderr}"
+    );
+    cell.remove().unwrap();
+}
+
+#[test]
+fn cpu_usage_grows_and_kill_all_takes_double_forked_sleepers() {
+    let Some(host) = host() else { return };
+    let _g = CELLS.read().unwrap();
+    let cell = host
+        .create_cell(&limits(None, Some(64), Some(1.0)))
+        .unwrap();
+    assert!(cell.cpu_usage().unwrap() < Duration::from_millis(50));
+    // A double-forked sleeper (orphaned, reparented away from us) plus a busy loop.
+    let mut child = spawn_in(&cell, &["sh", "-c", "(sleep 1000 &); while :; do :; done"]);
+    assert!(eventually(
+        || cell.cpu_usage().unwrap() >= Duration::from_millis(100)
+    ));
+    assert!(eventually(|| procs(&cell).len() >= 2));
+    let before = procs(&cell);
+    cell.kill_all().unwrap();
+    assert!(procs(&cell).is_empty());
+    assert_eq!(child.wait().unwrap().signal(), Some(libc::SIGKILL));
+    for pid in before {
+        assert!(eventually(|| dead(pid)), "pid {pid} survived kill_all");
+    }
+    let dirs: Vec<PathBuf> = cell.dirs().iter().map(|d| d.to_path_buf()).collect();
+    cell.remove().unwrap();
+    for d in dirs {
+        assert!(!d.exists(), "{d:?} left behind");
+    }
+}
+
+#[test]
+fn the_child_joins_by_writing_zero_to_the_join_files() {
+    let Some(host) = host() else { return };
+    let _g = CELLS.read().unwrap();
+    let cell = host
+        .create_cell(&limits(Some(64 << 20), Some(16), None))
+        .unwrap();
+    assert_eq!(cell.join_fds().len(), cell.dirs().len());
+    assert_eq!(
+        cell.clone_into_fd().is_some(),
+        host.mode() == CgroupMode::V2
+    );
+    let script: String = cell
+        .dirs()
+        .iter()
+        .map(|d| format!("echo 0 > {}/cgroup.procs && ", d.display()))
+        .collect::<String>()
+        + "cat /proc/self/cgroup";
+    let out = Command::new("sh").arg("-c").arg(&script).output().unwrap();
+    assert!(out.status.success(), "{out:?}");
+    let text = String::from_utf8_lossy(&out.stdout);
+    let joined = text
+        .lines()
+        .filter(|l| l.ends_with(&format!("/sandcell/{}", cell.name())))
+        .count();
+    assert_eq!(joined, cell.dirs().len(), "{text}");
+    cell.remove().unwrap();
+}
+
+#[test]
+fn drop_after_a_panic_kills_and_removes_the_cell() {
+    let Some(host) = host() else { return };
+    let _g = CELLS.read().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    let result = std::thread::scope(|s| {
+        s.spawn(|| {
+            let cell = host.create_cell(&limits(None, Some(16), None)).unwrap();
+            let child = spawn_in(&cell, &["sleep", "1000"]);
+            let dirs: Vec<PathBuf> = cell.dirs().iter().map(|d| d.to_path_buf()).collect();
+            tx.send((dirs, child.id() as i32)).unwrap();
+            panic!("supervisor path panics while holding the cell");
+        })
+        .join()
+    });
+    assert!(result.is_err());
+    let (dirs, pid) = rx.recv().unwrap();
+    for d in dirs {
+        assert!(!d.exists(), "{d:?} left behind");
+    }
+    // The sleeper is our (unreaped) child: killed means a zombie now.
+    assert!(eventually(|| dead(pid)));
+    let _ = nix::sys::wait::waitpid(nix::unistd::Pid::from_raw(pid), None);
+}
+
+#[test]
+fn stale_cells_of_a_dead_creator_are_cleaned() {
+    let Some(host) = host() else { return };
+    let _g = CELLS.read().unwrap();
+    // A pid that surely is dead: a child we started and reaped.
+    let mut gone = Command::new("true").spawn().unwrap();
+    gone.wait().unwrap();
+    let name = format!("{}-0-5ca1ab1e", gone.id());
+    let mut sleeper = Command::new("sleep").arg("1000").spawn().unwrap();
+    for cells in host.cells_dirs() {
+        let dir = cells.join(&name);
+        std::fs::create_dir(&dir).unwrap();
+        std::fs::write(dir.join("cgroup.procs"), sleeper.id().to_string()).unwrap();
+    }
+    assert!(host.cleanup_stale() >= 1);
+    for cells in host.cells_dirs() {
+        assert!(!cells.join(&name).exists());
+    }
+    assert_eq!(sleeper.wait().unwrap().signal(), Some(libc::SIGKILL));
+}
+
+#[test]
+fn pooled_cells_are_reset_between_runs() {
+    let Some(host) = host() else { return };
+    let _g = CELLS.read().unwrap();
+    let host = host.with_pool(1);
+    let cell = host
+        .create_cell(&limits(Some(32 << 20), Some(8), None))
+        .unwrap();
+    let name = cell.name().to_string();
+    let out = run_in(
+        &cell,
+        &["dd", "if=/dev/zero", "of=/dev/null", "bs=100M", "count=1"],
+    );
+    assert_eq!(out.status.signal(), Some(libc::SIGKILL));
+    assert_eq!(cell.oom_kills(), 1);
+    cell.remove().unwrap();
+
+    let again = host
+        .create_cell(&limits(Some(128 << 20), None, None))
+        .unwrap();
+    if host.mode() == CgroupMode::V1 {
+        assert_eq!(again.name(), name, "v1 reuses the parked cell");
+    }
+    assert_eq!(again.oom_kills(), 0);
+    assert!(again.cpu_usage().unwrap() < Duration::from_millis(50));
+    // The new, larger limit is in force: 64 MiB fits now.
+    let out = run_in(
+        &again,
+        &["dd", "if=/dev/zero", "of=/dev/null", "bs=64M", "count=1"],
+    );
+    assert!(out.status.success(), "{out:?}");
+    assert_eq!(again.oom_kills(), 0);
+    if let Some(peak) = again.memory_peak() {
+        assert!(peak >= 64 << 20 && peak < 128 << 20, "peak {peak}");
+    }
+    let dirs: Vec<PathBuf> = again.dirs().iter().map(|d| d.to_path_buf()).collect();
+    again.remove().unwrap();
+    drop(host);
+    for d in dirs {
+        assert!(!d.exists(), "{d:?} left behind after the host was dropped");
+    }
+}
+
+#[test]
+fn fifty_cycles_leave_no_cell_behind() {
+    let Some(host) = host() else { return };
+    let _g = CELLS.write().unwrap();
+    for i in 0..50 {
+        let cell = host
+            .create_cell(&limits(Some(64 << 20), Some(32), Some(0.5)))
+            .unwrap();
+        if i % 10 == 0 {
+            let out = run_in(&cell, &["true"]);
+            assert!(out.status.success());
+        }
+        cell.remove().unwrap();
+    }
+    let prefix = format!("{}-", std::process::id());
+    for cells in host.cells_dirs() {
+        let left: Vec<String> = std::fs::read_dir(&cells)
+            .unwrap()
+            .flatten()
+            .map(|e| e.file_name().to_string_lossy().into_owned())
+            .filter(|n| n.starts_with(&prefix))
+            .collect();
+        assert!(left.is_empty(), "{cells:?} still has {left:?}");
+    }
+}
