@@ -339,3 +339,67 @@ fn a_broken_policy_file_fails_before_anything_starts() {
         "{stderr}"
     );
 }
+
+/// A rootfs whose /usr is the host's (merged-usr Debian: /bin, /lib, /lib64 link into it),
+/// so the host's CPython and gcc/g++ run in a cell under the default policy.
+fn host_usr_rootfs(dir: &Path) -> PathBuf {
+    let rootfs = dir.join("rootfs");
+    for d in ["usr", "proc", "dev", "tmp", "work", "etc"] {
+        std::fs::create_dir_all(rootfs.join(d)).unwrap();
+    }
+    for link in ["bin", "lib", "lib64", "sbin"] {
+        std::os::unix::fs::symlink(format!("usr/{link}"), rootfs.join(link)).unwrap();
+    }
+    for f in ["passwd", "group"] {
+        std::fs::copy(Path::new("/etc").join(f), rootfs.join("etc").join(f)).unwrap();
+    }
+    rootfs
+}
+
+#[test]
+fn cpython_and_gcc_work_under_the_default_policy() {
+    if setup().is_none() {
+        return;
+    }
+    let merged_usr = std::fs::read_link("/lib").is_ok_and(|t| t.ends_with("usr/lib"));
+    let tools = ["/usr/bin/python3", "/usr/bin/g++", "/usr/bin/gcc"];
+    if !require(
+        merged_usr && tools.iter().all(|t| Path::new(t).exists()),
+        "needs a merged-usr host with python3, gcc and g++",
+    ) {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let rootfs = host_usr_rootfs(dir.path());
+    let work = dir.path().join("work");
+    std::fs::create_dir(&work).unwrap();
+    std::fs::set_permissions(&work, std::os::unix::fs::PermissionsExt::from_mode(0o777)).unwrap();
+    std::fs::write(
+        work.join("hello.cpp"),
+        "#include <iostream>\n#include <thread>\nint main(){std::thread t([]{std::cout<<\"thread\\n\";});\
+         t.join();std::cout<<\"hello c++\\n\";}\n",
+    )
+    .unwrap();
+    let bind_usr = "--bind=/usr:/usr";
+    let bind_work = format!("--bind={}:/work:rw", work.display());
+    let extra = ["--allow-degraded", bind_usr, &bind_work];
+
+    let python = "import subprocess, threading, multiprocessing, asyncio, socket\n\
+        print(subprocess.run(['/bin/echo', 'child'], capture_output=True, text=True).stdout.strip())\n\
+        t = threading.Thread(target=print, args=('thread',)); t.start(); t.join()\n\
+        with multiprocessing.Pool(2) as p: print(p.map(abs, [-1, -2]))\n\
+        print(asyncio.run(asyncio.sleep(0, 'async')))\n\
+        s = socket.socket(); s.bind(('127.0.0.1', 0)); s.listen(); print('socket')\n";
+    let (json, _) = run_json(&rootfs, &extra, &["/usr/bin/python3", "-c", python]);
+    assert_eq!(json["verdict"], "OK", "{json}");
+    assert_eq!(
+        json["stdout"], "child\nthread\n[1, 2]\nasync\nsocket\n",
+        "{json}"
+    );
+
+    let script = "cd /work && g++ -O2 -pthread -o hello hello.cpp && ./hello && \
+                  printf 'int main(void){return 0;}' > t.c && gcc -static -o t t.c && ./t && echo done";
+    let (json, _) = run_json(&rootfs, &extra, &["/bin/sh", "-c", script]);
+    assert_eq!(json["verdict"], "OK", "{json}");
+    assert_eq!(json["stdout"], "thread\nhello c++\ndone\n", "{json}");
+}
