@@ -61,6 +61,8 @@ pub struct LiveRun {
     claimed: AtomicBool,
     /// The app's quota unit, given back when the run ends.
     quota: Mutex<Option<QuotaGuard>>,
+    /// Output so far, replayed to SSE readers that connect late (the launcher caps it).
+    output: Mutex<Vec<LiveEvent>>,
 }
 
 impl LiveRun {
@@ -73,7 +75,22 @@ impl LiveRun {
             cancel: CancelToken::new()?,
             claimed: AtomicBool::new(false),
             quota: Mutex::new(Some(quota)),
+            output: Mutex::new(Vec::new()),
         })
+    }
+
+    /// Sends an output chunk to SSE readers and keeps it for late ones.
+    pub fn publish_output(&self, event: LiveEvent) {
+        let mut output = self.output.lock().unwrap_or_else(|p| p.into_inner());
+        // No receiver is fine: nobody is watching the stream.
+        let _ = self.events.send(event.clone());
+        output.push(event);
+    }
+
+    /// The output so far and a receiver of everything after it (no gap, no duplicate).
+    pub fn subscribe(&self) -> (Vec<LiveEvent>, broadcast::Receiver<LiveEvent>) {
+        let output = self.output.lock().unwrap_or_else(|p| p.into_inner());
+        (output.clone(), self.events.subscribe())
     }
 
     /// True for exactly one caller: the one that gets to run or end this run.

@@ -43,15 +43,10 @@ fn run_job(shared: &Shared, launcher: &Launcher, job: Job) {
     }
     live.set_phase(Phase::Running);
     shared.metrics.cell_started();
-    let events = live.events.clone();
-    let mut on_event = |event: RunEvent<'_>| {
-        let event = match event {
-            RunEvent::Started => return,
-            RunEvent::Stdout(bytes) => LiveEvent::Stdout(bytes.into()),
-            RunEvent::Stderr(bytes) => LiveEvent::Stderr(bytes.into()),
-        };
-        // No receiver is fine: nobody is watching the stream.
-        let _ = events.send(event);
+    let mut on_event = |event: RunEvent<'_>| match event {
+        RunEvent::Started => {}
+        RunEvent::Stdout(bytes) => live.publish_output(LiveEvent::Stdout(bytes.into())),
+        RunEvent::Stderr(bytes) => live.publish_output(LiveEvent::Stderr(bytes.into())),
     };
     let result = launcher.run(&job.spec, &mut on_event, Some(&live.cancel));
     shared.metrics.cell_ended();

@@ -117,9 +117,14 @@ pub async fn run_events(
     match state.live.get(&id) {
         Some(live) => {
             // Subscribe before reading the phase so nothing falls in between.
-            let receiver = live.events.subscribe();
+            let (replay, receiver) = live.subscribe();
             let phase = live.phase.borrow().clone();
             feed.pending.push_back(status_event(phase.status()));
+            feed.pending.extend(replay.iter().filter_map(|e| match e {
+                LiveEvent::Stdout(b) => Some(chunk_event("stdout", b)),
+                LiveEvent::Stderr(b) => Some(chunk_event("stderr", b)),
+                _ => None,
+            }));
             match phase {
                 Phase::Done(finished) => feed.pending.extend(final_events(&finished)),
                 Phase::Deferred => {}

@@ -1,0 +1,321 @@
+//! Helpers for the daemon tests: start the real `sandcell serve` on a loopback port with a
+//! temporary state dir, and a tiny HTTP/1.1 client over std TcpStream.
+#![allow(dead_code)]
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::{mpsc, Arc, Mutex};
+use std::time::{Duration, Instant};
+
+pub fn sandcell() -> Command {
+    Command::new(env!("CARGO_BIN_EXE_sandcell"))
+}
+
+/// Creates an app in `state_dir` and returns its key.
+pub fn create_app(state_dir: &Path, name: &str, max_concurrent: u32) -> String {
+    let out = sandcell()
+        .args(["app", "create", name, "--max-concurrent"])
+        .arg(max_concurrent.to_string())
+        .arg("--state-dir")
+        .arg(state_dir)
+        .output()
+        .expect("run sandcell app create");
+    assert!(
+        out.status.success(),
+        "app create failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let key = String::from_utf8(out.stdout).unwrap().trim().to_string();
+    assert!(key.starts_with("sk_"), "unexpected key {key:?}");
+    key
+}
+
+/// A running daemon; SIGTERM and wait on drop.
+pub struct Daemon {
+    pub child: Child,
+    pub addr: SocketAddr,
+    pub state_dir: PathBuf,
+    pub log: Arc<Mutex<String>>,
+}
+
+impl Daemon {
+    /// `sandcell serve --listen 127.0.0.1:0 --state-dir DIR --image busybox=ROOTFS EXTRA...`.
+    pub fn start(state_dir: &Path, rootfs: &Path, extra: &[&str]) -> Daemon {
+        let mut child = sandcell()
+            .arg("serve")
+            .args(["--listen", "127.0.0.1:0", "--allow-degraded"])
+            .arg("--state-dir")
+            .arg(state_dir)
+            .arg("--image")
+            .arg(format!("busybox={}", rootfs.display()))
+            .args(extra)
+            .env("SANDCELL_LOG", "info")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("start sandcell serve");
+        let stderr = child.stderr.take().unwrap();
+        let log = Arc::new(Mutex::new(String::new()));
+        let (tx, rx) = mpsc::channel();
+        let log2 = log.clone();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stderr).lines() {
+                let Ok(line) = line else { break };
+                if let Some(addr) = line.strip_prefix("sandcell: listening on http://") {
+                    let _ = tx.send(addr.trim().to_string());
+                }
+                let mut log = log2.lock().unwrap();
+                log.push_str(&line);
+                log.push('\n');
+            }
+        });
+        let addr = match rx.recv_timeout(Duration::from_secs(30)) {
+            Ok(a) => a.parse().unwrap(),
+            Err(_) => {
+                let _ = child.kill();
+                panic!("daemon did not start:\n{}", log.lock().unwrap());
+            }
+        };
+        Daemon {
+            child,
+            addr,
+            state_dir: state_dir.to_owned(),
+            log,
+        }
+    }
+
+    pub fn pid(&self) -> i32 {
+        self.child.id() as i32
+    }
+
+    pub fn log(&self) -> String {
+        self.log.lock().unwrap().clone()
+    }
+
+    /// SIGKILL, no chance to clean up.
+    pub fn kill9(mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        std::mem::forget(self);
+    }
+
+    /// SIGTERM and wait for the exit status.
+    pub fn stop(mut self) -> std::process::ExitStatus {
+        let status = self.terminate();
+        std::mem::forget(self);
+        status
+    }
+
+    fn terminate(&mut self) -> std::process::ExitStatus {
+        let _ = nix::sys::signal::kill(
+            nix::unistd::Pid::from_raw(self.child.id() as i32),
+            nix::sys::signal::Signal::SIGTERM,
+        );
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            if let Ok(Some(status)) = self.child.try_wait() {
+                return status;
+            }
+            if Instant::now() > deadline {
+                let _ = self.child.kill();
+                return self.child.wait().unwrap();
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    pub fn request(
+        &self,
+        method: &str,
+        path: &str,
+        key: Option<&str>,
+        body: Option<&str>,
+    ) -> Response {
+        request(self.addr, method, path, key, body.map(str::as_bytes))
+    }
+
+    pub fn post_run(&self, key: &str, body: &serde_json::Value) -> Response {
+        self.request("POST", "/v1/runs", Some(key), Some(&body.to_string()))
+    }
+
+    /// Polls `GET /v1/runs/{id}` until done (or panics after `within`).
+    pub fn wait_done(&self, key: &str, id: &str, within: Duration) -> serde_json::Value {
+        let deadline = Instant::now() + within;
+        loop {
+            let r = self.request("GET", &format!("/v1/runs/{id}"), Some(key), None);
+            assert_eq!(r.status, 200, "{}", r.text());
+            let v = r.json();
+            if v["status"] == "done" {
+                return v;
+            }
+            assert!(Instant::now() < deadline, "run {id} not done: {v}");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+}
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        self.terminate();
+    }
+}
+
+#[derive(Debug)]
+pub struct Response {
+    pub status: u16,
+    pub headers: Vec<(String, String)>,
+    pub body: Vec<u8>,
+}
+
+impl Response {
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(k, _)| k.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
+    }
+    pub fn text(&self) -> String {
+        String::from_utf8_lossy(&self.body).into_owned()
+    }
+    pub fn json(&self) -> serde_json::Value {
+        serde_json::from_slice(&self.body)
+            .unwrap_or_else(|e| panic!("not JSON ({e}): {}", self.text()))
+    }
+    /// The `error.code` of a JSON error body.
+    pub fn error_code(&self) -> String {
+        self.json()["error"]["code"]
+            .as_str()
+            .unwrap_or("")
+            .to_string()
+    }
+}
+
+fn write_request(
+    stream: &mut TcpStream,
+    addr: SocketAddr,
+    method: &str,
+    path: &str,
+    key: Option<&str>,
+    body: Option<&[u8]>,
+) -> std::io::Result<()> {
+    let mut head = format!("{method} {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n");
+    if let Some(key) = key {
+        head.push_str(&format!("Authorization: Bearer {key}\r\n"));
+    }
+    if let Some(body) = body {
+        head.push_str(&format!(
+            "Content-Type: application/json\r\nContent-Length: {}\r\n",
+            body.len()
+        ));
+    }
+    head.push_str("\r\n");
+    stream.write_all(head.as_bytes())?;
+    if let Some(body) = body {
+        // The server may answer (413) and close before reading everything.
+        let _ = stream.write_all(body);
+    }
+    Ok(())
+}
+
+fn parse_head(reader: &mut impl BufRead) -> (u16, Vec<(String, String)>) {
+    let mut line = String::new();
+    reader.read_line(&mut line).expect("read status line");
+    let status = line
+        .split_whitespace()
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or_else(|| panic!("bad status line {line:?}"));
+    let mut headers = Vec::new();
+    loop {
+        let mut line = String::new();
+        reader.read_line(&mut line).expect("read header");
+        let line = line.trim_end();
+        if line.is_empty() {
+            break;
+        }
+        if let Some((k, v)) = line.split_once(':') {
+            headers.push((k.trim().to_string(), v.trim().to_string()));
+        }
+    }
+    (status, headers)
+}
+
+fn dechunk(mut raw: &[u8]) -> Vec<u8> {
+    let mut out = Vec::new();
+    loop {
+        let Some(pos) = raw.windows(2).position(|w| w == b"\r\n") else {
+            return out;
+        };
+        let size_text = String::from_utf8_lossy(&raw[..pos]);
+        let size =
+            usize::from_str_radix(size_text.split(';').next().unwrap().trim(), 16).unwrap_or(0);
+        if size == 0 {
+            return out;
+        }
+        raw = &raw[pos + 2..];
+        out.extend_from_slice(&raw[..size.min(raw.len())]);
+        raw = &raw[(size + 2).min(raw.len())..];
+    }
+}
+
+/// One HTTP/1.1 request with `Connection: close`.
+pub fn request(
+    addr: SocketAddr,
+    method: &str,
+    path: &str,
+    key: Option<&str>,
+    body: Option<&[u8]>,
+) -> Response {
+    let mut stream = TcpStream::connect(addr).expect("connect to daemon");
+    stream
+        .set_read_timeout(Some(Duration::from_secs(120)))
+        .unwrap();
+    write_request(&mut stream, addr, method, path, key, body).expect("send request");
+    let mut reader = BufReader::new(stream);
+    let (status, headers) = parse_head(&mut reader);
+    let mut raw = Vec::new();
+    let _ = reader.read_to_end(&mut raw);
+    let chunked = headers
+        .iter()
+        .any(|(k, v)| k.eq_ignore_ascii_case("transfer-encoding") && v.contains("chunked"));
+    let body = if chunked { dechunk(&raw) } else { raw };
+    Response {
+        status,
+        headers,
+        body,
+    }
+}
+
+/// Reads an SSE stream to its end: (arrival time, event name, data) per event.
+pub fn read_events(
+    addr: SocketAddr,
+    path: &str,
+    key: &str,
+) -> Vec<(Instant, String, serde_json::Value)> {
+    let mut stream = TcpStream::connect(addr).expect("connect to daemon");
+    stream
+        .set_read_timeout(Some(Duration::from_secs(60)))
+        .unwrap();
+    write_request(&mut stream, addr, "GET", path, Some(key), None).unwrap();
+    let mut reader = BufReader::new(stream);
+    let (status, _) = parse_head(&mut reader);
+    assert_eq!(status, 200);
+    let mut events = Vec::new();
+    let mut name = String::new();
+    let mut line = String::new();
+    // Chunk-size lines and blank lines are skipped; `event:`/`data:` lines are what counts.
+    while reader.read_line(&mut line).unwrap_or(0) > 0 {
+        let l = line.trim_end();
+        if let Some(n) = l.strip_prefix("event: ") {
+            name = n.to_string();
+        } else if let Some(d) = l.strip_prefix("data: ") {
+            let data = serde_json::from_str(d).unwrap_or(serde_json::Value::Null);
+            events.push((Instant::now(), std::mem::take(&mut name), data));
+        }
+        line.clear();
+    }
+    events
+}
