@@ -102,26 +102,6 @@ fn wall_timeout_kills_the_cell_and_keeps_earlier_output() {
     assert_eq!(json["stdout"], "early\n");
 }
 
-/// PIDs of host processes whose command line contains `marker`.
-fn host_processes_with(marker: &str) -> Vec<String> {
-    std::fs::read_dir("/proc")
-        .unwrap()
-        .filter_map(|e| e.ok())
-        .filter(|e| {
-            e.file_name()
-                .to_string_lossy()
-                .bytes()
-                .all(|b| b.is_ascii_digit())
-        })
-        .filter(|e| {
-            std::fs::read(e.path().join("cmdline"))
-                .map(|c| String::from_utf8_lossy(&c).contains(marker))
-                .unwrap_or(false)
-        })
-        .map(|e| e.file_name().to_string_lossy().into_owned())
-        .collect()
-}
-
 #[test]
 fn double_forked_daemons_die_with_the_cell() {
     let Some(r) = setup() else { return };
@@ -136,7 +116,7 @@ fn double_forked_daemons_die_with_the_cell() {
         ],
     );
     assert_eq!(json["verdict"], "OK", "{json}");
-    let left = host_processes_with(&format!("sleep\0{marker}"));
+    let left = common::host_processes_with(&format!("sleep\0{marker}"));
     assert!(left.is_empty(), "cell processes survived the run: {left:?}");
 }
 
@@ -289,17 +269,10 @@ fn binary_output_is_base64_encoded_too() {
     assert_eq!(json["stdout_base64"], "Yf9i");
 }
 
-fn mount_count() -> usize {
-    std::fs::read_to_string("/proc/self/mountinfo")
-        .unwrap()
-        .lines()
-        .count()
-}
-
 #[test]
 fn a_hundred_runs_leave_no_mounts_behind() {
     let Some(r) = setup() else { return };
-    let before = mount_count();
+    let before = common::mount_count();
     for i in 0..100 {
         let cmd = if i % 10 == 0 { "sleep 5" } else { "true" };
         let out = sandcell()
@@ -311,7 +284,7 @@ fn a_hundred_runs_leave_no_mounts_behind() {
         assert!(matches!(out.status.code(), Some(0) | Some(124)), "{out:?}");
     }
     assert_eq!(
-        mount_count(),
+        common::mount_count(),
         before,
         "mounts leaked into the host namespace"
     );

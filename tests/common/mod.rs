@@ -85,3 +85,79 @@ pub fn run_json(
     });
     (json, out)
 }
+
+/// Cell cgroup directories of sandcell that exist now: every `<own cgroup>/sandcell/*`
+/// directory in every cgroup hierarchy mounted on this host (v1 and v2).
+pub fn cell_cgroups() -> Vec<PathBuf> {
+    let mountinfo = std::fs::read_to_string("/proc/self/mountinfo").unwrap_or_default();
+    let own = std::fs::read_to_string("/proc/self/cgroup").unwrap_or_default();
+    let mut found = Vec::new();
+    for line in mountinfo.lines() {
+        let Some((left, right)) = line.split_once(" - ") else {
+            continue;
+        };
+        let fstype = right.split_whitespace().next().unwrap_or("");
+        if fstype != "cgroup" && fstype != "cgroup2" {
+            continue;
+        }
+        let mount_point = left.split_whitespace().nth(4).unwrap_or("");
+        let options = right.split_whitespace().nth(2).unwrap_or("");
+        // Our own path in this hierarchy: the /proc/self/cgroup line whose controllers match.
+        let path = own.lines().find_map(|l| {
+            let mut parts = l.splitn(3, ':');
+            let (_, ctrls, path) = (parts.next()?, parts.next()?, parts.next()?);
+            let matches = if fstype == "cgroup2" {
+                ctrls.is_empty()
+            } else {
+                !ctrls.is_empty()
+                    && ctrls.split(',').all(|c| {
+                        options.split(',').any(|o| {
+                            o == c || o == format!("name={}", c.trim_start_matches("name="))
+                        })
+                    })
+            };
+            matches.then(|| path.to_string())
+        });
+        let Some(path) = path else { continue };
+        let parent = PathBuf::from(mount_point)
+            .join(path.trim_start_matches('/'))
+            .join("sandcell");
+        if let Ok(entries) = std::fs::read_dir(&parent) {
+            found.extend(
+                entries
+                    .flatten()
+                    .filter(|e| e.path().is_dir())
+                    .map(|e| e.path()),
+            );
+        }
+    }
+    found
+}
+
+/// PIDs of host processes whose command line contains `marker`.
+pub fn host_processes_with(marker: &str) -> Vec<String> {
+    std::fs::read_dir("/proc")
+        .unwrap()
+        .filter_map(|e| e.ok())
+        .filter(|e| {
+            e.file_name()
+                .to_string_lossy()
+                .bytes()
+                .all(|b| b.is_ascii_digit())
+        })
+        .filter(|e| {
+            std::fs::read(e.path().join("cmdline"))
+                .map(|c| String::from_utf8_lossy(&c).contains(marker))
+                .unwrap_or(false)
+        })
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .collect()
+}
+
+/// Number of mounts in this process's mount namespace.
+pub fn mount_count() -> usize {
+    std::fs::read_to_string("/proc/self/mountinfo")
+        .unwrap()
+        .lines()
+        .count()
+}
