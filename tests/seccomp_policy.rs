@@ -78,12 +78,8 @@ fn what_programs_need_is_allowed() {
             libc::SYS_unshare,
             &[libc::CLONE_FILES as u64],
         ),
-        ("ioctl TCGETS", libc::SYS_ioctl, &[1, libc::TCGETS as u64]),
-        (
-            "ioctl FIONREAD",
-            libc::SYS_ioctl,
-            &[0, libc::FIONREAD as u64],
-        ),
+        ("ioctl TCGETS", libc::SYS_ioctl, &[1, libc::TCGETS]),
+        ("ioctl FIONREAD", libc::SYS_ioctl, &[0, libc::FIONREAD]),
         (
             "socket AF_INET",
             libc::SYS_socket,
@@ -173,17 +169,13 @@ fn the_issue_must_deny_list_is_denied() {
         ("ptrace", libc::SYS_ptrace, &[]),
         ("process_vm_readv", libc::SYS_process_vm_readv, &[]),
         ("process_vm_writev", libc::SYS_process_vm_writev, &[]),
-        ("ioctl TIOCSTI", libc::SYS_ioctl, &[0, libc::TIOCSTI as u64]),
-        (
-            "ioctl TIOCLINUX",
-            libc::SYS_ioctl,
-            &[0, libc::TIOCLINUX as u64],
-        ),
+        ("ioctl TIOCSTI", libc::SYS_ioctl, &[0, libc::TIOCSTI]),
+        ("ioctl TIOCLINUX", libc::SYS_ioctl, &[0, libc::TIOCLINUX]),
         // the kernel ignores the high half of ioctl's cmd: junk there must not bypass the check
         (
             "ioctl TIOCSTI, high bits set",
             libc::SYS_ioctl,
-            &[0, 0xdead_beef_0000_0000 | libc::TIOCSTI as u64],
+            &[0, 0xdead_beef_0000_0000 | libc::TIOCSTI],
         ),
         (
             "socket AF_PACKET",

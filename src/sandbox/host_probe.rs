@@ -17,7 +17,7 @@ use std::process::{Command, Stdio};
 
 use serde::Serialize;
 
-use super::cgroup::{CgroupHost, CgroupLimits, CgroupMode};
+use super::cgroup::{CgroupFeatures, CgroupHost, CgroupLimits, CgroupMode};
 use super::seccomp;
 
 /// A kernel version as (major, minor, patch).
@@ -64,6 +64,10 @@ pub struct CgroupFacts {
     pub controllers: Vec<String>,
     /// Limits this host cannot enforce: "memory", "pids", "cpus", "cpu_time".
     pub unenforceable: Vec<String>,
+    /// Optional files and calls the cgroup layer found (cgroup.kill, memory.peak, ...).
+    pub features: CgroupFeatures,
+    /// The cgroup layer's own description (hierarchies, our own cgroup, cells dir).
+    pub describe: serde_json::Value,
 }
 
 /// Plain facts about the host; see [`gather`].
@@ -183,6 +187,8 @@ fn gather_cgroup() -> Result<CgroupFacts, String> {
         mode: host.mode(),
         controllers: host.controllers().into_iter().map(str::to_string).collect(),
         unenforceable: host.unenforceable(&all_limits, true),
+        features: host.features(),
+        describe: host.describe(),
     })
 }
 
@@ -523,7 +529,7 @@ impl HostReport {
             ),
         ] {
             let detail = match (controller, v2) {
-                ("kill", true) if k.at_least(5, 14) => "cgroup.kill".to_string(),
+                ("kill", true) if cg.features.cgroup_kill => "cgroup.kill".to_string(),
                 ("kill", true) => "cgroup.freeze + SIGKILL (no cgroup.kill before 5.14)".into(),
                 ("kill", false) => "freezer: freeze + SIGKILL + thaw".into(),
                 ("cpuacct", true) => "cpu.stat usage_usec".into(),
@@ -543,26 +549,23 @@ impl HostReport {
         checks.push(
             check(
                 "CLONE_INTO_CGROUP",
-                v2 && k.at_least(5, 7),
+                v2 && cg.features.clone_into_cgroup,
                 false,
                 format!("needs cgroup v2 and kernel >= 5.7; {mode}, kernel {k}"),
             )
             .impact_if_missing("cells join their cgroup by a cgroup.procs write before exec"),
         );
-        let peak = if v2 {
-            k.at_least(5, 19) && has("memory")
-        } else {
-            has("memory")
-        };
+        let peak = has("memory") && cg.features.memory_peak;
         checks.push(
             check(
                 "memory peak",
                 peak,
                 false,
-                if v2 {
-                    format!("memory.peak needs kernel >= 5.19; kernel {k}")
-                } else {
-                    "memory.max_usage_in_bytes (v1)".into()
+                match (v2, peak) {
+                    (true, true) => "memory.peak".into(),
+                    (true, false) => format!("no memory.peak (needs kernel >= 5.19); kernel {k}"),
+                    (false, true) => "memory.max_usage_in_bytes (v1)".into(),
+                    (false, false) => "no memory controller".into(),
                 },
             )
             .impact_if_missing("memory_peak_bytes is null in results"),
@@ -664,7 +667,28 @@ mod tests {
                     .map(String::from)
                     .to_vec(),
                 unenforceable: vec![],
+                features: CgroupFeatures {
+                    cgroup_kill: true,
+                    freeze: true,
+                    memory_peak: true,
+                    swap_limit: true,
+                    oom_kill_counter: true,
+                    clone_into_cgroup: true,
+                },
+                describe: serde_json::Value::Null,
             }),
+        }
+    }
+
+    /// What the cgroup layer finds on an older v2 kernel.
+    fn features_of(kernel: KernelVersion) -> CgroupFeatures {
+        CgroupFeatures {
+            cgroup_kill: kernel >= KernelVersion(5, 14, 0),
+            freeze: true,
+            memory_peak: kernel >= KernelVersion(5, 19, 0),
+            swap_limit: true,
+            oom_kill_counter: true,
+            clone_into_cgroup: kernel >= KernelVersion(5, 7, 0),
         }
     }
 
@@ -709,6 +733,9 @@ mod tests {
     fn an_old_kernel_lacks_clone3_and_new_cgroup_files() {
         let mut f = healthy_v2();
         f.kernel = KernelVersion(5, 4, 0);
+        if let Ok(cg) = &mut f.cgroup {
+            cg.features = features_of(f.kernel);
+        }
         let r = HostReport::evaluate(f);
         assert!(r.ok, "5.4 has clone3");
         assert_eq!(row(&r, "CLONE_INTO_CGROUP").status, Status::Missing);
@@ -748,6 +775,13 @@ mod tests {
                 .map(String::from)
                 .to_vec(),
             unenforceable: vec!["pids".into()],
+            features: CgroupFeatures {
+                freeze: true,
+                memory_peak: true,
+                oom_kill_counter: true,
+                ..CgroupFeatures::default()
+            },
+            describe: serde_json::Value::Null,
         });
         let r = HostReport::evaluate(f);
         assert!(r.ok);
