@@ -245,8 +245,11 @@ pub struct RunSpec {
     pub argv: Vec<String>,
     /// Extra environment on top of PATH, HOME and LANG.
     pub env: Vec<(String, String)>,
-    /// The writable work dir inside the cell and the program's cwd.
+    /// The writable work dir inside the cell (a size-capped tmpfs).
     pub work_dir: String,
+    /// The program's cwd; the work dir when absent.
+    #[serde(default)]
+    pub cwd: Option<String>,
     pub uid: u32,
     pub gid: u32,
     pub hostname: String,
@@ -273,6 +276,7 @@ impl RunSpec {
             argv,
             env: Vec::new(),
             work_dir: "/work".into(),
+            cwd: None,
             uid: DEFAULT_UID,
             gid: DEFAULT_UID,
             hostname: "sandcell".into(),
@@ -302,6 +306,9 @@ impl RunSpec {
         check_cell_path("work_dir", &self.work_dir)?;
         if self.work_dir == "/" {
             return Err(SpecError::invalid("work_dir", "may not be /"));
+        }
+        if let Some(cwd) = &self.cwd {
+            check_cell_path("cwd", cwd)?;
         }
         if self.hostname.is_empty()
             || self.hostname.len() > 64

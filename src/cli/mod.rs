@@ -8,6 +8,7 @@ pub mod grade;
 pub mod image;
 pub mod languages;
 pub mod run;
+mod run_lang;
 pub mod serve;
 
 /// Exit code for a usage error (bad flags, absurd limits): nothing was started.

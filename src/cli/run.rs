@@ -7,6 +7,7 @@ use std::io::Write;
 use std::path::PathBuf;
 use std::time::Duration;
 
+use crate::image::{ImageLease, ImageStore, ResolvedImage};
 use crate::result::{RunResult, Verdict};
 use crate::sandbox::{Launcher, LauncherConfig, RunEvent};
 use crate::spec::{
@@ -121,10 +122,24 @@ impl LimitArgs {
 }
 
 #[derive(Debug, clap::Args)]
+#[command(group(clap::ArgGroup::new("root").required(true).args(["rootfs", "image", "lang"])))]
 pub struct RunArgs {
     /// Root filesystem directory of the cell (mounted read-only).
-    #[arg(long, required = true)]
+    #[arg(long)]
     pub rootfs: Option<PathBuf>,
+    /// An image from the local store (`name[:tag]` or an id); its Env, Entrypoint/Cmd,
+    /// WorkingDir and User are the defaults.
+    #[arg(long)]
+    pub image: Option<String>,
+    /// A language of an imported image: compile (if it has a compile step) and run --file.
+    #[arg(long, requires = "files")]
+    pub lang: Option<String>,
+    /// Source file for --lang (repeatable; stored in the work dir under its file name).
+    #[arg(long = "file", requires = "lang")]
+    pub files: Vec<PathBuf>,
+    /// The image store (for --image and --lang).
+    #[arg(long, env = "SANDCELL_STATE_DIR")]
+    pub state_dir: Option<PathBuf>,
     /// Print one JSON RunResult on stdout instead of passing output through.
     #[arg(long)]
     pub json: bool,
@@ -143,8 +158,8 @@ pub struct RunArgs {
     #[arg(long)]
     pub stdin: Option<PathBuf>,
     /// Writable work dir inside the cell (the program's cwd).
-    #[arg(long, default_value = "/work")]
-    pub work_dir: String,
+    #[arg(long)]
+    pub work_dir: Option<String>,
     /// Bind a host path into the cell: SRC:DST[:ro|rw].
     #[arg(long = "bind", value_parser = bind_spec)]
     pub binds: Vec<BindMount>,
@@ -157,8 +172,9 @@ pub struct RunArgs {
     /// Run even if the host cannot enforce a requested limit (listed in `degraded`).
     #[arg(long)]
     pub allow_degraded: bool,
-    /// Command and arguments.
-    #[arg(last = true, required = true)]
+    /// Command and arguments (with --image: the image's default command when absent; with
+    /// --lang: extra arguments of the program).
+    #[arg(last = true)]
     pub cmd: Vec<String>,
 }
 
@@ -169,7 +185,9 @@ pub fn build_spec(args: &RunArgs, rootfs: PathBuf) -> Result<RunSpec, String> {
     spec.uid = args.uid;
     spec.gid = args.gid.unwrap_or(args.uid);
     spec.env = args.env.clone();
-    spec.work_dir = args.work_dir.clone();
+    if let Some(work_dir) = &args.work_dir {
+        spec.work_dir = work_dir.clone();
+    }
     spec.binds = args.binds.clone();
     spec.allow_degraded = args.allow_degraded;
     spec.stdin = match &args.stdin {
@@ -185,15 +203,14 @@ pub fn build_spec(args: &RunArgs, rootfs: PathBuf) -> Result<RunSpec, String> {
 }
 
 pub fn main(args: RunArgs) -> i32 {
-    let Some(rootfs) = args.rootfs.clone() else {
-        super::error_line("--rootfs is required");
-        return super::EXIT_USAGE;
-    };
-    let spec = match build_spec(&args, rootfs) {
-        Ok(s) => s,
+    if args.lang.is_some() {
+        return super::run_lang::main(&args);
+    }
+    let (spec, _lease) = match spec_for(&args) {
+        Ok(found) => found,
         Err(e) => {
-            super::error_line(e);
-            return super::EXIT_USAGE;
+            super::error_line(e.message);
+            return e.code;
         }
     };
     let validated = match spec.validate(&LimitBounds::default()) {
@@ -218,8 +235,125 @@ pub fn main(args: RunArgs) -> i32 {
     report(&result, args.json)
 }
 
+/// A failure before the run, with the exit code it maps to.
+pub struct CliFailure {
+    pub message: String,
+    pub code: i32,
+}
+
+impl CliFailure {
+    pub fn usage(message: impl Into<String>) -> Self {
+        CliFailure {
+            message: message.into(),
+            code: super::EXIT_USAGE,
+        }
+    }
+    pub fn sandbox(message: impl Into<String>) -> Self {
+        CliFailure {
+            message: message.into(),
+            code: super::EXIT_SANDBOX,
+        }
+    }
+}
+
+/// Opens the image store named by --state-dir / SANDCELL_STATE_DIR / the default.
+pub fn open_store(state_dir: Option<&PathBuf>) -> Result<ImageStore, CliFailure> {
+    let dir = state_dir
+        .cloned()
+        .unwrap_or_else(crate::image::default_state_dir);
+    ImageStore::open(&dir).map_err(|e| CliFailure::sandbox(e.to_string()))
+}
+
+/// The spec for --rootfs or --image; the lease keeps the image from being removed while the
+/// run uses it.
+fn spec_for(args: &RunArgs) -> Result<(RunSpec, Option<ImageLease>), CliFailure> {
+    let Some(name) = &args.image else {
+        let rootfs = args.rootfs.clone().unwrap_or_default();
+        if args.cmd.is_empty() {
+            return Err(CliFailure::usage(
+                "no command given (sandcell run --rootfs DIR -- CMD)",
+            ));
+        }
+        return build_spec(args, rootfs)
+            .map(|s| (s, None))
+            .map_err(CliFailure::usage);
+    };
+    let store = open_store(args.state_dir.as_ref())?;
+    let lease = store
+        .lease(name)
+        .map_err(|e| CliFailure::sandbox(e.to_string()))?;
+    let image = &lease.image;
+    let mut spec = build_spec(args, image.rootfs.clone()).map_err(CliFailure::usage)?;
+    apply_image_defaults(&mut spec, image, args)?;
+    Ok((spec, Some(lease)))
+}
+
+/// Image config as defaults: the command, environment (flags win), working dir and user.
+fn apply_image_defaults(
+    spec: &mut RunSpec,
+    image: &ResolvedImage,
+    args: &RunArgs,
+) -> Result<(), CliFailure> {
+    let config = &image.config;
+    if spec.argv.is_empty() {
+        spec.argv = config.default_command();
+        if spec.argv.is_empty() {
+            return Err(CliFailure::usage(format!(
+                "image {} has no default command; give one after --",
+                image.name
+            )));
+        }
+    }
+    let mut env = config.env.clone();
+    for (k, v) in std::mem::take(&mut spec.env) {
+        env.retain(|(key, _)| *key != k);
+        env.push((k, v));
+    }
+    spec.env = env;
+    if args.work_dir.is_none() {
+        if let Some(dir) = config.working_dir.as_deref().filter(|d| *d != "/") {
+            spec.cwd = Some(dir.to_string());
+        }
+    }
+    if let (Some(user), false) = (&config.user, args.uid != crate::spec::DEFAULT_UID) {
+        if let Some((uid, gid)) = image_user(&image.rootfs, user) {
+            spec.uid = uid;
+            spec.gid = args.gid.unwrap_or(gid);
+        }
+    }
+    Ok(())
+}
+
+/// Resolves an OCI `User` (`uid[:gid]` or a name in the image's /etc/passwd). Root is never
+/// used: cells always run unprivileged, so `root`/`0` keeps the default identity.
+fn image_user(rootfs: &std::path::Path, user: &str) -> Option<(u32, u32)> {
+    let (u, g) = match user.split_once(':') {
+        Some((u, g)) => (u, Some(g)),
+        None => (user, None),
+    };
+    let passwd = std::fs::read_to_string(rootfs.join("etc/passwd")).unwrap_or_default();
+    let lookup = |name: &str| -> Option<(u32, u32)> {
+        passwd.lines().find_map(|l| {
+            let f: Vec<&str> = l.split(':').collect();
+            if f.first() != Some(&name) {
+                return None;
+            }
+            Some((f.get(2)?.parse().ok()?, f.get(3)?.parse().ok()?))
+        })
+    };
+    let (uid, default_gid) = match u.parse::<u32>() {
+        Ok(uid) => (uid, uid),
+        Err(_) => lookup(u)?,
+    };
+    let gid = match g {
+        Some(g) => g.parse().ok()?,
+        None => default_gid,
+    };
+    (uid != 0 && gid != 0).then_some((uid, gid))
+}
+
 /// Writes the program's output to ours as it arrives.
-fn pass_through(event: RunEvent<'_>) {
+pub fn pass_through(event: RunEvent<'_>) {
     // A closed stdout/stderr of ours must not disturb the run.
     match event {
         RunEvent::Stdout(bytes) => {

@@ -360,7 +360,7 @@ impl Launcher {
             Step::SetUid(spec.uid),
             Step::ClearCapabilities,
             Step::Umask(0o022),
-            Step::Chdir(cstring(&spec.work_dir)),
+            Step::Chdir(cstring(spec.cwd.as_deref().unwrap_or(&spec.work_dir))),
             Step::NoNewPrivs,
             Step::CloexecFrom(3),
         ]);
