@@ -382,7 +382,15 @@ fn cpython_and_gcc_work_under_the_default_policy() {
     .unwrap();
     let bind_usr = "--bind=/usr:/usr";
     let bind_work = format!("--bind={}:/work:rw", work.display());
-    let extra = ["--allow-degraded", bind_usr, &bind_work];
+    // generous budgets: compiling C++ is slow under emulation (vm-run without KVM)
+    let extra = [
+        "--allow-degraded",
+        "--cpu-time=300s",
+        "--wall-time=600s",
+        "--memory=1G",
+        bind_usr,
+        &bind_work,
+    ];
 
     let python = "import subprocess, threading, multiprocessing, asyncio, socket\n\
         print(subprocess.run(['/bin/echo', 'child'], capture_output=True, text=True).stdout.strip())\n\
