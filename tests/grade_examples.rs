@@ -12,16 +12,24 @@ const SPLIT: &str = "examples/split/suite.toml";
 fn sum_with(solution: &str) -> Option<(serde_json::Value, std::process::Output)> {
     let state = images()?;
     let sub = format!("examples/sum/solutions/{solution}");
-    Some(grade_json(Some(&state), &[SUM, "--jobs", "2", "--submission", &sub]))
+    Some(grade_json(
+        Some(&state),
+        &[SUM, "--jobs", "2", "--submission", &sub],
+    ))
 }
 
 #[test]
 fn correct_cpp_solution_is_accepted_and_compiled_once() {
-    let Some((r, out)) = sum_with("correct.cpp") else { return };
+    let Some((r, out)) = sum_with("correct.cpp") else {
+        return;
+    };
     assert_eq!(out.status.code(), Some(0), "{r:#}");
     assert_eq!(r["schema"], "sandcell.grade/v1");
     assert_eq!(r["verdict"], "AC");
-    assert_eq!((r["passed"].as_u64(), r["total"].as_u64()), (Some(10), Some(10)));
+    assert_eq!(
+        (r["passed"].as_u64(), r["total"].as_u64()),
+        (Some(10), Some(10))
+    );
     assert_eq!(r["score"].as_f64(), r["max_score"].as_f64());
     assert_eq!(r["compile"]["verdict"], "OK");
     // One compile cell for ten tests, each test in its own cell.
@@ -33,7 +41,9 @@ fn correct_cpp_solution_is_accepted_and_compiled_once() {
 
 #[test]
 fn wrong_cpp_solution_gets_wa_with_a_diff() {
-    let Some((r, out)) = sum_with("wrong.cpp") else { return };
+    let Some((r, out)) = sum_with("wrong.cpp") else {
+        return;
+    };
     assert_eq!(out.status.code(), Some(1), "{r:#}");
     assert_eq!(r["verdict"], "WA");
     let t = test(&r, "int32-overflow");
@@ -47,11 +57,17 @@ fn wrong_cpp_solution_gets_wa_with_a_diff() {
 
 #[test]
 fn slow_cpp_solution_times_out_on_the_tle_prone_test_only() {
-    let Some((r, out)) = sum_with("tle.cpp") else { return };
+    let Some((r, out)) = sum_with("tle.cpp") else {
+        return;
+    };
     assert_eq!(out.status.code(), Some(1), "{r:#}");
     assert_eq!(r["verdict"], "TLE");
     for t in r["tests"].as_array().unwrap() {
-        let expected = if t["name"] == "tle-prone" { "TLE" } else { "AC" };
+        let expected = if t["name"] == "tle-prone" {
+            "TLE"
+        } else {
+            "AC"
+        };
         assert_eq!(t["verdict"], expected, "{t:#}");
     }
     assert_eq!(r["passed"], 9);
@@ -59,7 +75,9 @@ fn slow_cpp_solution_times_out_on_the_tle_prone_test_only() {
 
 #[test]
 fn memory_hog_gets_mle() {
-    let Some((r, out)) = sum_with("mle.cpp") else { return };
+    let Some((r, out)) = sum_with("mle.cpp") else {
+        return;
+    };
     assert_eq!(out.status.code(), Some(1), "{r:#}");
     assert_eq!(r["verdict"], "MLE");
     assert!(verdicts(&r).iter().all(|v| v == "MLE"), "{r:#}");
@@ -67,7 +85,9 @@ fn memory_hog_gets_mle() {
 
 #[test]
 fn compile_error_stops_the_suite_before_any_test() {
-    let Some((r, out)) = sum_with("compile_error.cpp") else { return };
+    let Some((r, out)) = sum_with("compile_error.cpp") else {
+        return;
+    };
     assert_eq!(out.status.code(), Some(1), "{r:#}");
     assert_eq!(r["verdict"], "CE");
     assert_eq!(r["compile"]["verdict"], "CE");
@@ -82,7 +102,9 @@ fn compile_error_stops_the_suite_before_any_test() {
 #[test]
 fn junit_report_parses_with_junitparser() {
     let Some(state) = images() else { return };
-    let Some(python) = junitparser_python() else { return };
+    let Some(python) = junitparser_python() else {
+        return;
+    };
     let dir = tempfile::tempdir().unwrap();
     let xml = dir.path().join("junit.xml");
     let out = grade(
@@ -117,7 +139,11 @@ print([r.text for r in cases[3].result][0])
         .output()
         .unwrap();
     let text = String::from_utf8_lossy(&check.stdout);
-    assert!(check.status.success(), "{text}\n{}", String::from_utf8_lossy(&check.stderr));
+    assert!(
+        check.status.success(),
+        "{text}\n{}",
+        String::from_utf8_lossy(&check.stderr)
+    );
     let lines: Vec<&str> = text.lines().collect();
     assert_eq!(lines[0], "10", "{text}");
     assert_eq!(lines[1], "5", "{text}");

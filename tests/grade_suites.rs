@@ -32,7 +32,11 @@ fn bad_suite(suite: &str, files: &[(&str, &str)]) -> String {
     let out = grade(None, &[&suite_path(&dir)]);
     let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
     assert_eq!(out.status.code(), Some(2), "{stderr}");
-    assert!(out.stdout.is_empty(), "{}", String::from_utf8_lossy(&out.stdout));
+    assert!(
+        out.stdout.is_empty(),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
     stderr
 }
 
@@ -109,14 +113,19 @@ fn unknown_keys_bad_limits_and_missing_submissions_are_rejected() {
         "submission = [\"nope.sh\"]\nrun = \"sh x\"\n[[tests]]\nexpected_stdout = \"\"\n",
         SOLUTION,
     );
-    assert!(e.contains("submission") && e.contains("nope.sh: no such file"), "{e}");
+    assert!(
+        e.contains("submission") && e.contains("nope.sh: no such file"),
+        "{e}"
+    );
     let e = bad_suite("this is not toml", SOLUTION);
     assert!(e.contains("suite.toml:2:"), "{e}");
 }
 
 #[test]
 fn every_comparator_and_verdict() {
-    let Some(rootfs) = common::setup() else { return };
+    let Some(rootfs) = common::setup() else {
+        return;
+    };
     let suite = r#"
 submission = ["sol.sh"]
 run = "sh sol.sh"
@@ -217,7 +226,12 @@ esac
         ("args", "AC"),
     ];
     for (name, verdict) in expect {
-        assert_eq!(test(&r, name)["verdict"], verdict, "{name}: {:#}", test(&r, name));
+        assert_eq!(
+            test(&r, name)["verdict"],
+            verdict,
+            "{name}: {:#}",
+            test(&r, name)
+        );
     }
     assert_eq!(test(&r, "re")["exit_code"], 3);
     assert_eq!(test(&r, "re")["stderr_tail"], "bye");
@@ -235,7 +249,9 @@ esac
 
 #[test]
 fn tests_from_a_directory_and_a_checker() {
-    let Some(rootfs) = common::setup() else { return };
+    let Some(rootfs) = common::setup() else {
+        return;
+    };
     let suite = r#"
 submission = ["sol.sh"]
 run = "sh sol.sh"
@@ -272,7 +288,9 @@ echo "$out < $ans"; exit 1
 
 #[test]
 fn fail_fast_skips_the_rest() {
-    let Some(rootfs) = common::setup() else { return };
+    let Some(rootfs) = common::setup() else {
+        return;
+    };
     let mut suite = String::from("submission = [\"sol.sh\"]\nrun = \"sh sol.sh\"\n");
     suite.push_str("[[tests]]\nstdin = \"1\"\nexpected_stdout = \"2\"\n");
     for _ in 0..6 {
@@ -289,7 +307,9 @@ fn fail_fast_skips_the_rest() {
 
 #[test]
 fn compile_output_is_visible_to_tests_read_only() {
-    let Some(rootfs) = common::setup() else { return };
+    let Some(rootfs) = common::setup() else {
+        return;
+    };
     // The "compiler" writes an artifact into /work; tests read it but cannot change it.
     let suite = r#"
 submission = ["src.txt"]
@@ -309,27 +329,50 @@ expected_stdout = "HELLO\nread-only"
 
 #[test]
 fn table_is_plain_when_piped_and_output_file_gets_the_format() {
-    let Some(rootfs) = common::setup() else { return };
+    let Some(rootfs) = common::setup() else {
+        return;
+    };
     let suite = "submission = [\"sol.sh\"]\nrun = \"sh sol.sh\"\n[[tests]]\nstdin = \"1 2\"\nexpected_stdout = \"3\"\n";
     let dir = suite_dir(&rootfs, suite, SOLUTION);
     let out = grade(None, &[&suite_path(&dir)]);
     let table = String::from_utf8_lossy(&out.stdout);
     assert_eq!(out.status.code(), Some(0), "{table}");
-    assert!(!table.contains('\x1b'), "colour codes in piped output: {table:?}");
+    assert!(
+        !table.contains('\x1b'),
+        "colour codes in piped output: {table:?}"
+    );
     assert!(table.contains("AC 1/1 passed"), "{table}");
 
     let json_path = dir.path().join("report.json");
     let out = grade(
         None,
-        &[&suite_path(&dir), "--format", "json", "--output", json_path.to_str().unwrap()],
+        &[
+            &suite_path(&dir),
+            "--format",
+            "json",
+            "--output",
+            json_path.to_str().unwrap(),
+        ],
     );
     assert_eq!(out.status.code(), Some(0));
     let report: serde_json::Value =
         serde_json::from_slice(&std::fs::read(&json_path).unwrap()).unwrap();
     assert_eq!(report["verdict"], "AC");
     for key in [
-        "schema", "suite", "verdict", "passed", "total", "score", "max_score", "max_time_ms",
-        "max_wall_time_ms", "max_memory_bytes", "elapsed_ms", "cells", "compile", "tests",
+        "schema",
+        "suite",
+        "verdict",
+        "passed",
+        "total",
+        "score",
+        "max_score",
+        "max_time_ms",
+        "max_wall_time_ms",
+        "max_memory_bytes",
+        "elapsed_ms",
+        "cells",
+        "compile",
+        "tests",
     ] {
         assert!(report.get(key).is_some(), "report lacks {key}: {report:#}");
     }
