@@ -28,6 +28,7 @@ pub enum CheckerVerdict {
 pub fn run_checker(
     launcher: &Launcher,
     checker: &PreparedChecker,
+    allow_degraded: bool,
     files: &[BoxFile],
     input: &[u8],
     output: &[u8],
@@ -38,6 +39,7 @@ pub fn run_checker(
     let mut spec = RunSpec::new(&checker.root.rootfs, argv);
     spec.env = checker.root.env.clone();
     spec.limits = checker.limits.clone();
+    spec.allow_degraded = allow_degraded;
     spec.files = files
         .iter()
         .map(|f| FileSpec {

@@ -531,7 +531,11 @@ fn prepare_test(
             "comparator \"checker\" needs a [checker] section with files and run",
             "comparator",
             "checker",
-            index.or(Some(0)).filter(|_| spec.comparator.is_some()),
+            if spec.comparator.is_some() {
+                index
+            } else {
+                None
+            },
         ));
     }
     let expected = match (&spec.expected_stdout, &spec.expected_file) {

@@ -32,6 +32,8 @@ pub struct GradeOptions {
     pub temp_dir: PathBuf,
     /// Cancels the grading (running cells end, the rest are SKIPPED).
     pub cancel: Option<CancelToken>,
+    /// Run even where the host cannot enforce a limit (see `RunSpec::allow_degraded`).
+    pub allow_degraded: bool,
 }
 
 impl Default for GradeOptions {
@@ -41,6 +43,7 @@ impl Default for GradeOptions {
             fail_fast: false,
             temp_dir: std::env::temp_dir(),
             cancel: None,
+            allow_degraded: false,
         }
     }
 }
@@ -129,7 +132,7 @@ pub fn grade(
             compile,
             &suite.compile_limits,
             &workdir,
-            opts.cancel.as_ref(),
+            opts,
         );
         on_event(GradeEvent::Compiled(&outcome));
         let failed = outcome.verdict != "OK";
@@ -156,6 +159,7 @@ pub fn grade(
         checker_files,
         cancel: opts.cancel.clone(),
         fail_fast: opts.fail_fast,
+        allow_degraded: opts.allow_degraded,
         next: AtomicUsize::new(0),
         stop: AtomicBool::new(false),
         test_cells: AtomicUsize::new(0),
@@ -227,7 +231,7 @@ fn prepare_checker_files(
         compile,
         &checker.compile_limits,
         &dir,
-        opts.cancel.as_ref(),
+        opts,
     );
     let ok = outcome.verdict == "OK";
     let why = format!("the checker did not build: {}", outcome.output);
@@ -247,9 +251,11 @@ fn build(
     argv: &[String],
     limits: &Limits,
     dir: &BoxDir,
-    cancel: Option<&CancelToken>,
+    opts: &GradeOptions,
 ) -> CompileOutcome {
+    let cancel = opts.cancel.as_ref();
     let mut spec = RunSpec::new(rootfs, argv.to_vec());
+    spec.allow_degraded = opts.allow_degraded;
     spec.env = env.to_vec();
     spec.limits = limits.clone();
     spec.binds = vec![BindMount {
@@ -311,6 +317,7 @@ struct Shared<'a> {
     checker_files: Vec<BoxFile>,
     cancel: Option<CancelToken>,
     fail_fast: bool,
+    allow_degraded: bool,
     next: AtomicUsize,
     stop: AtomicBool,
     test_cells: AtomicUsize,
@@ -349,6 +356,7 @@ impl Shared<'_> {
         spec.env = suite.env.clone();
         spec.limits = test.limits.clone();
         spec.stdin = StdinSource::Bytes(test.stdin.clone());
+        spec.allow_degraded = self.allow_degraded;
         spec.binds = vec![BindMount {
             source: self.work.clone(),
             target: WORK_DIR.into(),
@@ -385,6 +393,7 @@ impl Shared<'_> {
                 match run_checker(
                     self.launcher,
                     checker,
+                    self.allow_degraded,
                     &self.checker_files,
                     &test.stdin,
                     stdout,
