@@ -11,11 +11,12 @@ fn memory_bomb_is_mle_and_the_host_is_fine() {
     let Some(r) = setup() else { return };
     let (json, out) = run_json(
         &r,
-        &["--memory", "64M"],
+        &["--memory", "64M", "--cpu-time", "60s", "--wall-time", "60s"],
+        // Doubles a string to 1 GiB: real, touched heap memory, cheap in CPU even under
+        // emulation (the cgroup v2 test VM).
         &[
-            "/bin/sh",
-            "-c",
-            "x=$(head -c 1073741824 /dev/zero | tr '\\0' a); echo ${#x}",
+            "awk",
+            "BEGIN { s = \"x\"; for (i = 0; i < 30; i++) s = s s; print length(s) }",
         ],
     );
     assert_eq!(json["verdict"], "MLE", "{json}");
@@ -65,11 +66,18 @@ fn memory_peak_and_cpu_time_are_reported() {
     let Some(r) = setup() else { return };
     let (json, _) = run_json(
         &r,
-        &[],
-        &["/bin/sh", "-c", "x=$(head -c 20000000 /dev/zero | tr '\\0' a); i=0; while [ $i -lt 20000 ]; do i=$((i+1)); done"],
+        &["--cpu-time", "60s", "--wall-time", "60s"],
+        &[
+            "awk",
+            "BEGIN { s = \"x\"; for (i = 0; i < 25; i++) s = s s; print length(s) }",
+        ],
     );
     assert_eq!(json["verdict"], "OK", "{json}");
     let peak = json["memory_peak_bytes"].as_u64().unwrap();
-    assert!(peak >= 20_000_000, "peak {peak} below what the shell held");
+    assert_eq!(json["stdout"], "33554432\n");
+    assert!(
+        peak >= 32 << 20,
+        "peak {peak} below the 32 MiB string awk held"
+    );
     assert!(json["cpu_time_ms"].as_u64().unwrap() > 0, "{json}");
 }
