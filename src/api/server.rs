@@ -138,20 +138,20 @@ async fn prune_loop(shared: Arc<Shared>) {
     let mut tick = tokio::time::interval(Duration::from_secs(prune.interval_secs.max(1)));
     loop {
         tick.tick().await;
-        let store_shared = shared.clone();
-        let pruned = tokio::task::spawn_blocking(move || {
-            store_shared
-                .store
-                .prune(Duration::from_secs(prune.max_age_secs), prune.max_count)
-        })
-        .await;
-        match pruned {
-            Ok(Ok(0)) => {}
-            Ok(Ok(n)) => tracing::info!(runs = n, "pruned old runs"),
-            Ok(Err(e)) => tracing::warn!(error = %e, "pruning failed"),
-            Err(e) => tracing::warn!(error = %e, "pruning task failed"),
+        // Inline (a short DELETE), not spawn_blocking: see serve() on thread churn.
+        match shared
+            .store
+            .prune(Duration::from_secs(prune.max_age_secs), prune.max_count)
+        {
+            Ok(0) => {}
+            Ok(n) => tracing::info!(runs = n, "pruned old runs"),
+            Err(e) => tracing::warn!(error = %e, "pruning failed"),
         }
     }
+}
+
+fn runtime_threads() -> usize {
+    super::config::available_cores()
 }
 
 /// Runs the daemon until SIGTERM/SIGINT.
@@ -159,6 +159,14 @@ pub fn serve(config: ServeConfig) -> Result<(), ServeError> {
     config.check()?;
     // The launcher and the workers exist before (and outside) the tokio runtime.
     let launcher = Arc::new(Launcher::new(LauncherConfig::default())?);
+    // Cells of a previous process killed with -9 (their processes died with it; their
+    // cgroups did not).
+    if let Some(cgroups) = launcher.cgroups() {
+        let removed = cgroups.cleanup_stale();
+        if removed > 0 {
+            tracing::warn!(removed, "removed cgroups of cells of a dead daemon");
+        }
+    }
     let store = Store::open(&config.state_dir)?;
     let workers = config.workers;
     let listen = config.listen;
@@ -168,13 +176,25 @@ pub fn serve(config: ServeConfig) -> Result<(), ServeError> {
     if ended + requeued > 0 {
         tracing::warn!(ended, requeued, "recovered runs of the previous process");
     }
-    let handles = spawn_workers(&shared, &launcher, workers).map_err(io("start workers"))?;
-
+    // The runtime's threads are all started before the first cell is cloned, and the daemon
+    // creates no threads afterwards: glibc's set*id wrappers used in a clone child can
+    // deadlock on a thread that was being created or was exiting at clone time.
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .thread_name("sandcell-http")
         .build()
         .map_err(io("start tokio"))?;
+    runtime.block_on(async {
+        // Make every worker thread exist now.
+        let n = runtime_threads();
+        let tasks: Vec<_> = (0..n * 4)
+            .map(|_| tokio::spawn(tokio::task::yield_now()))
+            .collect();
+        for t in tasks {
+            let _ = t.await;
+        }
+    });
+    let handles = spawn_workers(&shared, &launcher, workers).map_err(io("start workers"))?;
     let served: Result<(), ServeError> = runtime.block_on(async {
         let listener = TcpListener::bind(listen)
             .await

@@ -120,11 +120,13 @@ pub async fn run_events(
             let (replay, receiver) = live.subscribe();
             let phase = live.phase.borrow().clone();
             feed.pending.push_back(status_event(phase.status()));
-            feed.pending.extend(replay.iter().filter_map(|e| match e {
-                LiveEvent::Stdout(b) => Some(chunk_event("stdout", b)),
-                LiveEvent::Stderr(b) => Some(chunk_event("stderr", b)),
-                _ => None,
-            }));
+            if !matches!(phase, Phase::Done(_)) {
+                feed.pending.extend(replay.iter().filter_map(|e| match e {
+                    LiveEvent::Stdout(b) => Some(chunk_event("stdout", b)),
+                    LiveEvent::Stderr(b) => Some(chunk_event("stderr", b)),
+                    _ => None,
+                }));
+            }
             match phase {
                 Phase::Done(finished) => feed.pending.extend(final_events(&finished)),
                 Phase::Deferred => {}
