@@ -136,7 +136,7 @@ fn memory_limit_ends_in_an_oom_kill() {
         &["dd", "if=/dev/zero", "of=/dev/null", "bs=200M", "count=1"],
     );
     assert_eq!(out.status.signal(), Some(libc::SIGKILL), "{out:?}");
-    assert_eq!(cell.oom_kills(), 1);
+    assert!(cell.oom_kills() >= 1, "oom_kills {}", cell.oom_kills());
     if host.features().memory_peak {
         let peak = cell.memory_peak().expect("memory peak");
         assert!(peak > 32 << 20 && peak <= 65 << 20, "peak {peak}");
@@ -168,27 +168,17 @@ fn pids_limit_makes_forks_fail() {
     let Some(host) = host() else { return };
     let _g = CELLS.read().unwrap();
     let cell = host.create_cell(&limits(None, Some(8), None)).unwrap();
-    let script = "ok=0; fail=0; for i in 1 2 3 4 5 6 7 8 9 10 11 12 13 14 15 16 17 18 19 20; do \
-                  if sleep 60 & then ok=$((ok+1)); else fail=$((fail+1)); fi; done; \
-                  echo started; exec sleep 60";
-    let mut child = spawn_in(&cell, &["sh", "-c", script]);
-    let mut max_seen = 0;
-    let settled = eventually(|| {
-        let n = procs(&cell).len();
-        max_seen = max_seen.max(n);
-        // The shell ends up exec'ing the last sleep; at most 8 processes in total.
-        n == 8 || child.try_wait().unwrap().is_some()
-    });
-    assert!(settled);
-    assert!(max_seen <= 8, "{max_seen} processes with pids.max 8");
+    // dash exits with "Cannot fork" at the first failed fork; the sleeps stay behind.
+    let script = "for i in 1 2 3 4 5 6 7 8 9 10 11 12 13 14 15 16 17 18 19 20; do \
+                  sleep 600 >/dev/null 2>&1 & done; echo all forks worked";
+    let out = run_in(&cell, &["sh", "-c", script]);
+    let stderr = String::from_utf8_lossy(&out.stderr).to_lowercase();
+    assert!(!out.status.success(), "{out:?}");
+    assert!(stderr.contains("fork"), "stderr: {stderr}");
+    let left = procs(&cell).len();
+    assert!((1..=7).contains(&left), "{left} sleepers with pids.max 8");
     cell.kill_all().unwrap();
     assert!(procs(&cell).is_empty());
-    let out = child.wait_with_output().unwrap();
-    let stderr = String::from_utf8_lossy(&out.stderr).to_lowercase();
-    assert!(
-        stderr.contains("fork") || stderr.contains("resource"),
-        "stderr: {stderr}"
-    );
     cell.remove().unwrap();
 }
 
@@ -309,7 +299,7 @@ fn pooled_cells_are_reset_between_runs() {
         &["dd", "if=/dev/zero", "of=/dev/null", "bs=100M", "count=1"],
     );
     assert_eq!(out.status.signal(), Some(libc::SIGKILL));
-    assert_eq!(cell.oom_kills(), 1);
+    assert!(cell.oom_kills() >= 1, "oom_kills {}", cell.oom_kills());
     cell.remove().unwrap();
 
     let again = host
