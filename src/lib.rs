@@ -8,6 +8,7 @@ pub mod api;
 pub mod cli;
 pub mod grade;
 pub mod image;
+pub mod lang;
 pub mod result;
 pub mod sandbox;
 pub mod spec;
