@@ -290,3 +290,61 @@ pub fn assert_canary_untouched(dir: &Path, keep: &[&str]) {
         dir.display()
     );
 }
+
+/// Two layers: the busybox rootfs plus files, then a layer that whites out one file, makes a
+/// directory opaque, and adds new content.
+pub fn two_layer_layout(dir: &Path, busybox: &[u8]) -> String {
+    let base = {
+        // busybox + extra files appended to its tar (strip the end-of-archive blocks).
+        let mut b = tar::Builder::new(Vec::new());
+        let mut a = tar::Archive::new(busybox);
+        for e in a.entries().unwrap() {
+            let mut e = e.unwrap();
+            let mut h2 = e.header().clone();
+            let path = e.path().unwrap().into_owned();
+            let mut data = Vec::new();
+            std::io::Read::read_to_end(&mut e, &mut data).unwrap();
+            b.append_data(&mut h2, path, &data[..]).unwrap();
+        }
+        let mut add = |p: &str, data: &[u8]| {
+            let mut h = tar::Header::new_gnu();
+            h.set_size(data.len() as u64);
+            h.set_mode(0o644);
+            h.set_entry_type(tar::EntryType::Regular);
+            b.append_data(&mut h, p, data).unwrap();
+        };
+        add("etc/motd", b"old motd\n");
+        add("etc/keep", b"kept\n");
+        add("opt/old/x", b"lower\n");
+        add("opt/y", b"lower\n");
+        b.into_inner().unwrap()
+    };
+    let top = RawTar::new()
+        .file("etc/.wh.motd", 0o644, b"")
+        .dir("opt/", 0o755)
+        .file("opt/.wh..wh..opq", 0o644, b"")
+        .file("opt/new", 0o644, b"upper\n")
+        .file("etc/greeting", 0o644, b"hello from layer 2\n")
+        .finish();
+    write_layout(
+        dir,
+        &[
+            Layer {
+                tar: base,
+                gzip: true,
+            },
+            Layer {
+                tar: top,
+                gzip: false,
+            },
+        ],
+        serde_json::json!({
+            "Env": ["PATH=/bin:/usr/bin", "GREETING=hi=there"],
+            "Entrypoint": ["/bin/sh", "-c"],
+            "Cmd": ["cat /etc/greeting"],
+            "WorkingDir": "/work",
+            "User": "65534",
+            "Labels": {"org.sandcell.language": "busybox"}
+        }),
+    )
+}
