@@ -6,12 +6,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use super::source::FileSource;
-
-/// Labels the rootfs-builder puts on language images.
-pub const LABEL_LANGUAGE: &str = "org.sandcell.language";
-pub const LABEL_SOURCE_FILE: &str = "org.sandcell.source-file";
-pub const LABEL_COMPILE: &str = "org.sandcell.compile";
-pub const LABEL_RUN: &str = "org.sandcell.run";
+use crate::lang::{LABEL_COMPILE, LABEL_LANGUAGE, LABEL_RUN, LABEL_SOURCE_FILE};
 
 /// What the suite names as the place to run.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -120,14 +115,12 @@ impl RootResolver for StoreResolver {
             }
             RootRef::Image(name) => self.lease(name),
             RootRef::Language(lang) => {
-                let resolved = self.lease(lang).map_err(|e| {
-                    format!("no image for language {lang:?} ({e}); build it with scripts/build-images or name an image")
+                let store =
+                    crate::image::ImageStore::open(&self.state_dir).map_err(|e| e.to_string())?;
+                let (language, _) = crate::lang::find_language(&store, lang).map_err(|e| {
+                    format!("{e} (build the images with scripts/build-images, or name an image)")
                 })?;
-                match resolved.labels.get(LABEL_LANGUAGE) {
-                    Some(l) if l == lang => Ok(resolved),
-                    Some(l) => Err(format!("image {lang:?} is for language {l:?}")),
-                    None => Err(format!("image {lang:?} has no {LABEL_LANGUAGE} label")),
-                }
+                self.lease(&language.image)
             }
         }
     }
