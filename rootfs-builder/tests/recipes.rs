@@ -38,7 +38,9 @@ fn host_has(recipe: &str) -> bool {
 }
 
 fn out_dir(name: &str) -> PathBuf {
-    PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("recipes").join(name)
+    PathBuf::from(env!("CARGO_TARGET_TMPDIR"))
+        .join("recipes")
+        .join(name)
 }
 
 fn build_into(recipe_name: &str, out: &Path) -> rootfs_builder::BuildReport {
@@ -167,7 +169,11 @@ fn every_recipe_builds_with_config_and_language_labels() {
         };
         assert_eq!(labels["org.sandcell.language"], expected.0, "{name}");
         assert_eq!(labels["org.sandcell.source-file"], expected.1, "{name}");
-        assert_eq!(labels["org.sandcell.compile"].is_string(), expected.2, "{name}");
+        assert_eq!(
+            labels["org.sandcell.compile"].is_string(),
+            expected.2,
+            "{name}"
+        );
     }
 }
 
@@ -193,7 +199,11 @@ fn layers_are_owned_by_root_with_fixed_mtimes_and_sorted_entries() {
         return;
     }
     let all = entries(&built("python"));
-    assert!(all.len() > 1000, "python image has only {} entries", all.len());
+    assert!(
+        all.len() > 1000,
+        "python image has only {} entries",
+        all.len()
+    );
     for e in &all {
         assert_eq!((e.uid, e.gid), (0, 0), "{}", e.path);
         assert_eq!(e.mtime, 0, "{}", e.path);
@@ -245,7 +255,10 @@ fn images_hold_nothing_private_of_the_host() {
                 !p.starts_with("etc/shadow") && !p.starts_with("etc/gshadow"),
                 "{name}: {p}"
             );
-            assert!(!p.starts_with("etc/ssh") && p != "etc/machine-id", "{name}: {p}");
+            assert!(
+                !p.starts_with("etc/ssh") && p != "etc/machine-id",
+                "{name}: {p}"
+            );
         }
         for dir in ["proc", "dev", "tmp", "work", "sys"] {
             let e = find(dir).unwrap_or_else(|| panic!("{name}: no /{dir}"));
@@ -261,10 +274,16 @@ fn images_hold_nothing_private_of_the_host() {
             }
         }
         let passwd = String::from_utf8(find("etc/passwd").unwrap().data.clone()).unwrap();
-        let users: Vec<&str> = passwd.lines().map(|l| l.split(':').next().unwrap()).collect();
+        let users: Vec<&str> = passwd
+            .lines()
+            .map(|l| l.split(':').next().unwrap())
+            .collect();
         assert_eq!(users, vec!["root", "nobody"], "{name}");
         let group = String::from_utf8(find("etc/group").unwrap().data.clone()).unwrap();
-        let groups: Vec<&str> = group.lines().map(|l| l.split(':').next().unwrap()).collect();
+        let groups: Vec<&str> = group
+            .lines()
+            .map(|l| l.split(':').next().unwrap())
+            .collect();
         assert_eq!(groups, vec!["root", "nogroup"], "{name}");
     }
 }
@@ -316,10 +335,17 @@ fn the_cli_builds_and_reports_json() {
         .arg(&out)
         .output()
         .unwrap();
-    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
     let report: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
     assert_eq!(report["recipe"], "busybox");
-    assert!(report["manifest_digest"].as_str().unwrap().starts_with("sha256:"));
+    assert!(report["manifest_digest"]
+        .as_str()
+        .unwrap()
+        .starts_with("sha256:"));
     // Refuses to overwrite a directory that is not a layout.
     let junk = out_dir("not-a-layout");
     std::fs::create_dir_all(&junk).unwrap();
