@@ -147,11 +147,50 @@ fn main() {
         s.seccomp = SeccompChoice::Default;
         s.validate(&LimitBounds::default()).expect("valid spec")
     };
+    let inproc_spec = spec.clone();
     add(
         "sandcell-inproc",
         Box::new(move || {
             let start = Instant::now();
-            let result = launcher.run(&spec, &mut |_| {}, None);
+            let result = launcher.run(&inproc_spec, &mut |_| {}, None);
+            (result.verdict == sandcell::Verdict::OK).then(|| start.elapsed())
+        }),
+    );
+    let nocg = Launcher::new(LauncherConfig {
+        disable_cgroups: true,
+        ..LauncherConfig::default()
+    })
+    .expect("launcher");
+    let pooled = Launcher::new(LauncherConfig {
+        cgroup_pool: 4,
+        ..LauncherConfig::default()
+    })
+    .expect("launcher");
+    let pooled_spec = spec.clone();
+    let plain_spec = {
+        let mut s = RunSpec::new(root.clone(), vec!["/bin/true".into()]);
+        s.limits = Limits {
+            memory: None,
+            pids: None,
+            cpu_time: None,
+            ..Limits::default()
+        };
+        s.seccomp = SeccompChoice::None;
+        s.validate(&LimitBounds::default()).expect("valid spec")
+    };
+    add(
+        "inproc-plain",
+        Box::new(move || {
+            let start = Instant::now();
+            let result = nocg.run(&plain_spec, &mut |_| {}, None);
+            (result.verdict == sandcell::Verdict::OK).then(|| start.elapsed())
+        }),
+    );
+    add(
+        "inproc-pooled",
+        Box::new(move || {
+            let start = Instant::now();
+            let result = pooled.run(&pooled_spec, &mut |_| {}, None);
             (result.verdict == sandcell::Verdict::OK).then(|| start.elapsed())
         }),
     );

@@ -432,7 +432,7 @@ pub fn parse_duration(text: &str) -> Result<Duration, String> {
         "y" => n * 365.0 * 86400.0,
         _ => return Err(format!("{text:?} has an unknown unit (use ms, s, m, h)")),
     };
-    if !secs.is_finite() || secs < 0.0 || secs > 1e9 {
+    if !secs.is_finite() || !(0.0..=1e9).contains(&secs) {
         return Err(format!("{text:?} is out of range"));
     }
     Ok(Duration::from_secs_f64(secs))
@@ -449,7 +449,7 @@ pub fn format_size(bytes: u64) -> String {
     ];
     for (name, size) in UNITS {
         if bytes >= size {
-            if bytes % size == 0 {
+            if bytes.is_multiple_of(size) {
                 return format!("{} {name}", bytes / size);
             }
             return format!("{:.1} {name}", bytes as f64 / size as f64);

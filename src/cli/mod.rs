@@ -30,7 +30,7 @@ pub struct Cli {
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Run a command in a fresh cell.
-    Run(run::RunArgs),
+    Run(Box<run::RunArgs>),
     /// Start the HTTP daemon.
     Serve(serve::ServeArgs),
     /// Grade a submission against a test suite.
@@ -51,7 +51,7 @@ pub enum Command {
 pub fn main(cli: Cli) -> i32 {
     init_tracing();
     match cli.command {
-        Command::Run(a) => run::main(a),
+        Command::Run(a) => run::main(*a),
         Command::Serve(a) => serve::main(a),
         Command::Grade(a) => grade::main(a),
         Command::Image(a) => image::main(a),

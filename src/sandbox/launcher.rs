@@ -8,7 +8,7 @@
 use std::ffi::CString;
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd, RawFd};
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 
 use nix::fcntl::OFlag;
@@ -26,6 +26,9 @@ use crate::spec::{RunSpec, StdinSource, ValidatedSpec, DEFAULT_PATH};
 pub struct LauncherConfig {
     /// Run without cgroups even when the host has them (limits then count as degraded).
     pub disable_cgroups: bool,
+    /// Keep this many v1 cell cgroups pre-created and reuse them (for daemons; saves the
+    /// mkdir/rmdir per run). 0 = a fresh cgroup per run.
+    pub cgroup_pool: usize,
 }
 
 /// Something that happened during a run, delivered as it happens (for streaming).
@@ -80,9 +83,10 @@ impl CancelToken {
 /// Launches and supervises cells. One per process; cheap to share between threads.
 #[derive(Debug)]
 pub struct Launcher {
-    cgroups: Option<CgroupHost>,
-    /// Why cgroups are unavailable (for degraded messages).
-    cgroup_problem: Option<String>,
+    config: LauncherConfig,
+    /// The host's cgroups, or why they are unusable; detected on first need so runs
+    /// without cgroup limits never pay for it.
+    cgroups: OnceLock<Result<CgroupHost, String>>,
     last_cap: u32,
 }
 
@@ -106,28 +110,31 @@ impl Launcher {
     /// Detects the host's cgroups once.
     pub fn new(config: LauncherConfig) -> Result<Launcher, SandboxError> {
         sys::ensure_std_fds_open();
-        let (cgroups, cgroup_problem) = if config.disable_cgroups {
-            (None, Some("cgroups disabled by configuration".to_string()))
-        } else {
-            match CgroupHost::detect() {
-                Ok(host) => (Some(host), None),
-                Err(e) => (None, Some(e.to_string())),
-            }
-        };
         let last_cap = std::fs::read_to_string("/proc/sys/kernel/cap_last_cap")
             .ok()
             .and_then(|s| s.trim().parse().ok())
             .unwrap_or(63);
         Ok(Launcher {
-            cgroups,
-            cgroup_problem,
+            config,
+            cgroups: OnceLock::new(),
             last_cap,
         })
     }
 
-    /// The host's cgroups, if usable.
+    fn detect_cgroups(&self) -> &Result<CgroupHost, String> {
+        self.cgroups.get_or_init(|| {
+            if self.config.disable_cgroups {
+                return Err("cgroups disabled by configuration".to_string());
+            }
+            CgroupHost::detect()
+                .map(|host| host.with_pool(self.config.cgroup_pool))
+                .map_err(|e| e.to_string())
+        })
+    }
+
+    /// The host's cgroups, if usable (detected on first call).
     pub fn cgroups(&self) -> Option<&CgroupHost> {
-        self.cgroups.as_ref()
+        self.detect_cgroups().as_ref().ok()
     }
 
     /// Runs one cell to completion. Never panics on bad input; sandbox failures come back as
@@ -152,7 +159,10 @@ impl Launcher {
     /// Limits asked for that this host cannot enforce.
     fn unenforceable(&self, spec: &RunSpec) -> Vec<String> {
         let limits = cgroup_limits(spec);
-        match &self.cgroups {
+        if !wants_cgroup(spec) {
+            return Vec::new();
+        }
+        match self.cgroups() {
             Some(host) => host.unenforceable(&limits, spec.limits.cpu_time.is_some()),
             None => {
                 let mut missing = Vec::new();
@@ -190,20 +200,19 @@ impl Launcher {
 
         let degraded = self.unenforceable(spec);
         if !degraded.is_empty() && !spec.allow_degraded {
-            let why = self
-                .cgroup_problem
-                .as_deref()
-                .map(|p| format!(" ({p})"))
-                .unwrap_or_default();
+            let why = match self.detect_cgroups() {
+                Err(problem) => format!(" ({problem})"),
+                Ok(_) => String::new(),
+            };
             return Err(SandboxError::Unenforceable(format!(
                 "{}{why}",
                 degraded.join(", ")
             )));
         }
         let policy = seccomp::compile(&spec.seccomp)?;
-        let cgroup = match &self.cgroups {
-            Some(host) => Some(host.create_cell(&cgroup_limits(spec))?),
-            None => None,
+        let cgroup = match self.cgroups() {
+            Some(host) if wants_cgroup(spec) => Some(host.create_cell(&cgroup_limits(spec))?),
+            _ => None,
         };
 
         let stdin = open_stdin(&spec.stdin)?;
@@ -370,6 +379,12 @@ impl Launcher {
         steps.push(Step::Exec(exec_plan(spec)));
         steps
     }
+}
+
+/// A cell cgroup only when a limit needs one: on v1 hosts joining a cgroup costs an RCU
+/// grace period (milliseconds), and without limits rusage covers the usage.
+fn wants_cgroup(spec: &RunSpec) -> bool {
+    cgroup_limits(spec) != CgroupLimits::default() || spec.limits.cpu_time.is_some()
 }
 
 fn cgroup_limits(spec: &RunSpec) -> CgroupLimits {
