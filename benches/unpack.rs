@@ -9,6 +9,7 @@
 //! files; see src/image/store.rs); `sync` runs untimed between runs so that writeback of one
 //! run does not slow the next. Target: import <= 1.2x tar.
 
+use nix::sys::resource::{getrusage, UsageWho};
 use sandcell::image::{ImageStore, ImportOptions};
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -42,7 +43,7 @@ fn build_tarball(dir: &Path) -> (PathBuf, u64) {
     let mut b = tar::Builder::new(std::io::BufWriter::with_capacity(1 << 20, file));
     b.follow_symlinks(false);
     let mut size = 0;
-    let mut add_dir = |b: &mut tar::Builder<_>, name: &str, src: &Path| {
+    let add_dir = |b: &mut tar::Builder<_>, name: &str, src: &Path| {
         if src.is_dir() {
             b.append_dir_all(name, src).expect("append dir");
             du(src)
@@ -88,15 +89,36 @@ fn build_tarball(dir: &Path) -> (PathBuf, u64) {
     (out, size)
 }
 
+/// User+system CPU seconds used so far by `who`.
+fn cpu(who: UsageWho) -> f64 {
+    getrusage(who)
+        .map(|u| {
+            let (a, b) = (u.user_time(), u.system_time());
+            a.tv_sec() as f64
+                + a.tv_usec() as f64 / 1e6
+                + b.tv_sec() as f64
+                + b.tv_usec() as f64 / 1e6
+        })
+        .unwrap_or(0.0)
+}
+
+/// Wall time and CPU seconds of one run.
+#[derive(Clone, Copy)]
+struct Sample {
+    wall: Duration,
+    cpu: f64,
+}
+
 fn sync() {
     let _ = Command::new("sync").status();
 }
 
-fn time_tar(tarball: &Path, scratch: &Path, gz: bool) -> Duration {
+fn time_tar(tarball: &Path, scratch: &Path, gz: bool) -> Sample {
     let dest = scratch.join("tar-out");
     let _ = std::fs::remove_dir_all(&dest);
     std::fs::create_dir_all(&dest).unwrap();
     sync();
+    let cpu0 = cpu(UsageWho::RUSAGE_CHILDREN);
     let start = Instant::now();
     let flags = if gz { "-xzf" } else { "-xf" };
     let st = Command::new("tar")
@@ -106,30 +128,38 @@ fn time_tar(tarball: &Path, scratch: &Path, gz: bool) -> Duration {
         .arg(&dest)
         .status()
         .expect("run tar");
-    let t = start.elapsed();
+    let t = Sample {
+        wall: start.elapsed(),
+        cpu: cpu(UsageWho::RUSAGE_CHILDREN) - cpu0,
+    };
     assert!(st.success(), "tar failed");
     std::fs::remove_dir_all(&dest).unwrap();
     t
 }
 
-fn time_import(tarball: &Path, scratch: &Path) -> Duration {
+fn time_import(tarball: &Path, scratch: &Path) -> Sample {
     let state = scratch.join("state");
     let _ = std::fs::remove_dir_all(&state);
     let store = ImageStore::open(&state).expect("open store");
     sync();
+    let cpu0 = cpu(UsageWho::RUSAGE_SELF);
     let start = Instant::now();
     store
         .import(tarball, "bench", &ImportOptions::default())
         .expect("import");
-    let t = start.elapsed();
+    let t = Sample {
+        wall: start.elapsed(),
+        cpu: cpu(UsageWho::RUSAGE_SELF) - cpu0,
+    };
     drop(store);
     std::fs::remove_dir_all(&state).unwrap();
     t
 }
 
-fn median(mut v: Vec<Duration>) -> Duration {
-    v.sort();
-    v[v.len() / 2]
+fn median(v: &[Sample], f: impl Fn(&Sample) -> f64) -> f64 {
+    let mut x: Vec<f64> = v.iter().map(f).collect();
+    x.sort_by(f64::total_cmp);
+    x[x.len() / 2]
 }
 
 fn compare(label: &str, tarball: &Path, scratch: &Path, rounds: usize, gz: bool) {
@@ -144,17 +174,21 @@ fn compare(label: &str, tarball: &Path, scratch: &Path, rounds: usize, gz: bool)
             tar_t.push(time_tar(tarball, scratch, gz));
         }
         println!(
-            "  round {round}: tar {:>7.3} s   import {:>7.3} s",
-            tar_t[round].as_secs_f64(),
-            imp_t[round].as_secs_f64()
+            "  round {round}: tar {:>7.3} s wall {:>6.3} s cpu   import {:>7.3} s wall {:>6.3} s cpu",
+            tar_t[round].wall.as_secs_f64(),
+            tar_t[round].cpu,
+            imp_t[round].wall.as_secs_f64(),
+            imp_t[round].cpu
         );
     }
-    let (t, i) = (median(tar_t), median(imp_t));
+    let wall = |s: &Sample| s.wall.as_secs_f64();
+    let cpu = |s: &Sample| s.cpu;
+    let (tw, iw) = (median(&tar_t, wall), median(&imp_t, wall));
+    let (tc, ic) = (median(&tar_t, cpu), median(&imp_t, cpu));
     println!(
-        "{label}: median tar -x {:.3} s, sandcell import {:.3} s, ratio {:.2}x (target <= 1.20x)",
-        t.as_secs_f64(),
-        i.as_secs_f64(),
-        i.as_secs_f64() / t.as_secs_f64()
+        "{label}: median wall: tar -x {tw:.3} s, sandcell import {iw:.3} s, ratio {:.2}x (target <= 1.20x); \
+         median cpu: tar {tc:.3} s, import {ic:.3} s",
+        iw / tw
     );
 }
 
