@@ -32,6 +32,27 @@ pub struct FileInput {
     pub executable: bool,
 }
 
+/// Accepts an integer written as a float with no fraction (`4229.0` is an integer in JSON
+/// Schema).
+fn integer<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<i64>, D::Error> {
+    use serde::de::Error;
+    let Some(n) = Option::<serde_json::Number>::deserialize(d)? else {
+        return Ok(None);
+    };
+    if let Some(i) = n.as_i64() {
+        return Ok(Some(i));
+    }
+    if n.as_u64().is_some() {
+        return Ok(Some(i64::MAX));
+    }
+    match n.as_f64() {
+        Some(f) if f.fract() == 0.0 && f.is_finite() => {
+            Ok(Some(f.clamp(i64::MIN as f64, i64::MAX as f64) as i64))
+        }
+        _ => Err(D::Error::custom(format!("{n} is not an integer"))),
+    }
+}
+
 /// Limits of one run; absent fields take the server's defaults. Above the server's (or the
 /// app's) maximum a request is rejected with 422 or clamped, as the server is configured.
 #[derive(Debug, Clone, Default, Serialize, Deserialize, ToSchema)]
@@ -39,18 +60,23 @@ pub struct FileInput {
 pub struct LimitsInput {
     /// Memory in bytes (swap included).
     #[schema(minimum = 0)]
+    #[serde(default, deserialize_with = "integer")]
     pub memory: Option<i64>,
     /// Processes and threads.
     #[schema(minimum = 0)]
+    #[serde(default, deserialize_with = "integer")]
     pub pids: Option<i64>,
     /// CPU time of the whole cell in milliseconds.
     #[schema(minimum = 0)]
+    #[serde(default, deserialize_with = "integer")]
     pub cpu_time: Option<i64>,
     /// Wall-clock time in milliseconds.
     #[schema(minimum = 0)]
+    #[serde(default, deserialize_with = "integer")]
     pub wall_time: Option<i64>,
     /// Captured bytes per stream (stdout, stderr); more makes the run OLE.
     #[schema(minimum = 0)]
+    #[serde(default, deserialize_with = "integer")]
     pub output: Option<i64>,
 }
 
@@ -189,6 +215,14 @@ pub struct LanguageInfo {
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 pub struct LanguageList {
     pub languages: Vec<LanguageInfo>,
+}
+
+/// One Server-Sent Event of `GET /v1/runs/{id}/events`; `data` is JSON text.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct SseEvent {
+    /// `status`, `stdout`, `stderr`, `result`, `lagged` or `deferred`.
+    pub event: String,
+    pub data: String,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]

@@ -97,7 +97,7 @@ impl Feed {
     get, path = "/v1/runs/{id}/events", tag = "runs",
     params(("id" = String, Path, description = "Run id")),
     responses(
-        (status = 200, description = "text/event-stream: status, stdout, stderr, result events", content_type = "text/event-stream", body = String),
+        (status = 200, description = "text/event-stream: status, stdout, stderr, result events", content_type = "text/event-stream", body = crate::api::dto::SseEvent),
         (status = 401, body = crate::api::error::ErrorBody),
         (status = 403, body = crate::api::error::ErrorBody),
         (status = 404, body = crate::api::error::ErrorBody),
