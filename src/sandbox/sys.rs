@@ -233,22 +233,28 @@ pub fn setrlimit(resource: u32, soft: u64, hard: u64) -> SysResult<()> {
     check(unsafe { libc::setrlimit(resource as _, &lim) }).map(drop)
 }
 
-/// setgroups(2) with an empty list.
+// The identity calls below are raw syscalls on purpose: glibc's setresuid/setresgid/
+// setgroups broadcast the change to every thread of the process (__nptl_setxid). In a child
+// cloned from a multithreaded parent, glibc's copied thread list still names the parent's
+// threads, and the broadcast waits forever for threads that do not exist here.
+
+/// setgroups(2) with an empty list (raw syscall, no glibc thread broadcast).
 pub fn clear_groups() -> SysResult<()> {
     // SAFETY: size 0 with a null list is valid.
-    check(unsafe { libc::setgroups(0, std::ptr::null()) }).map(drop)
+    check_long(unsafe { libc::syscall(libc::SYS_setgroups, 0, std::ptr::null::<libc::gid_t>()) })
+        .map(drop)
 }
 
-/// setresgid(2) to one gid.
+/// setresgid(2) to one gid (raw syscall, no glibc thread broadcast).
 pub fn set_gid(gid: u32) -> SysResult<()> {
     // SAFETY: integer arguments.
-    check(unsafe { libc::setresgid(gid, gid, gid) }).map(drop)
+    check_long(unsafe { libc::syscall(libc::SYS_setresgid, gid, gid, gid) }).map(drop)
 }
 
-/// setresuid(2) to one uid.
+/// setresuid(2) to one uid (raw syscall, no glibc thread broadcast).
 pub fn set_uid(uid: u32) -> SysResult<()> {
     // SAFETY: integer arguments.
-    check(unsafe { libc::setresuid(uid, uid, uid) }).map(drop)
+    check_long(unsafe { libc::syscall(libc::SYS_setresuid, uid, uid, uid) }).map(drop)
 }
 
 /// prctl(2) with integer arguments.
