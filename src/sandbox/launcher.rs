@@ -126,9 +126,14 @@ impl Launcher {
             if self.config.disable_cgroups {
                 return Err("cgroups disabled by configuration".to_string());
             }
-            CgroupHost::detect()
-                .map(|host| host.with_pool(self.config.cgroup_pool))
-                .map_err(|e| e.to_string())
+            let host = CgroupHost::detect().map_err(|e| e.to_string())?;
+            // Cells of a sandcell process that died (SIGKILL mid-run) are removed here, by
+            // the next process that needs cgroups.
+            let removed = host.cleanup_stale();
+            if removed > 0 {
+                tracing::info!("removed {removed} stale cell cgroup(s)");
+            }
+            Ok(host.with_pool(self.config.cgroup_pool))
         })
     }
 
