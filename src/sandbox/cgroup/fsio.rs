@@ -3,6 +3,7 @@
 
 use std::fs::OpenOptions;
 use std::io::{ErrorKind, Read, Write};
+use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
@@ -71,6 +72,11 @@ pub(super) fn keyed(text: &str, key: &str) -> Option<u64> {
 /// The cgroup directories beneath `dir` (its descendants), deepest first.
 fn descendants(dir: &Path) -> Vec<PathBuf> {
     let mut out = Vec::new();
+    // cgroupfs (kernfs) keeps a directory's link count at 2 + its subdirectories: one stat
+    // saves listing the ~30 files of a cell that has no child cgroups (the usual case).
+    if std::fs::metadata(dir).is_ok_and(|m| m.nlink() <= 2) {
+        return out;
+    }
     if let Ok(entries) = std::fs::read_dir(dir) {
         for entry in entries.flatten() {
             if entry.file_type().is_ok_and(|t| t.is_dir()) {

@@ -36,56 +36,74 @@ fn cpu_quota_us(cpus: f64) -> u64 {
     ((cpus * CPU_PERIOD_US as f64).round() as u64).max(MIN_QUOTA_US)
 }
 
-/// Writes `limits` into a cell. `fresh` cells have the kernel's defaults (no limit); a
-/// reused (pooled) cell also gets the absent limits written back to "no limit". A limit
-/// whose controller is missing is skipped: the launcher asked `unenforceable` first.
+/// Writes `limits` into a cell. A fresh cell (`previous` None) has the kernel's defaults
+/// (no limit) and gets only the limits asked for; a reused (pooled) cell gets only what
+/// differs from `previous`, absent limits written back to "no limit". A limit whose
+/// controller is missing is skipped: the launcher asked `unenforceable` first.
 pub(super) fn apply(
     dirs: &CellDirs,
     limits: &CgroupLimits,
+    previous: Option<&CgroupLimits>,
     features: &CgroupFeatures,
-    fresh: bool,
 ) -> Result<(), CgroupError> {
+    let fresh = previous.is_none();
+    let before = previous.cloned().unwrap_or_default();
+    let memory = (limits.memory != before.memory).then_some(limits.memory);
+    let pids = (limits.pids != before.pids).then_some(limits.pids);
+    let cpus = (limits.cpus != before.cpus).then_some(limits.cpus);
     match dirs.mode {
-        CgroupMode::V1 => apply_v1(dirs, limits, features, fresh),
-        CgroupMode::V2 => apply_v2(dirs, limits, fresh),
-    }
-}
-
-fn apply_v1(
-    dirs: &CellDirs,
-    limits: &CgroupLimits,
-    features: &CgroupFeatures,
-    fresh: bool,
-) -> Result<(), CgroupError> {
-    if let Some(dir) = dirs.dir_of("memory") {
-        match limits.memory {
-            Some(bytes) => set_v1_memory(dir, &bytes.to_string(), features.swap_limit)?,
-            None if !fresh => set_v1_memory(dir, "-1", features.swap_limit)?,
-            None => {}
-        }
-        if !features.swap_limit && fresh {
-            // No swap accounting: at least make the cell's memory unlikely to be swapped.
-            let _ = fsio::write(&dir.join("memory.swappiness"), "0");
-        }
-    }
-    if let Some(dir) = dirs.dir_of("pids") {
-        match limits.pids {
-            Some(n) => fsio::write(&dir.join("pids.max"), &n.to_string())?,
-            None if !fresh => fsio::write(&dir.join("pids.max"), "max")?,
-            None => {}
-        }
-    }
-    if let Some(dir) = dirs.dir_of("cpu") {
-        match limits.cpus {
-            Some(cpus) => {
-                fsio::write(&dir.join("cpu.cfs_period_us"), &CPU_PERIOD_US.to_string())?;
+        CgroupMode::V1 => {
+            if let Some(dir) = dirs.dir_of("memory") {
+                if let Some(m) = memory {
+                    let value = m.map_or("-1".to_string(), |b| b.to_string());
+                    set_v1_memory(dir, &value, features.swap_limit)?;
+                }
+                if fresh && !features.swap_limit {
+                    // No swap accounting: at least make the cell unlikely to be swapped.
+                    let _ = fsio::write(&dir.join("memory.swappiness"), "0");
+                }
+            }
+            if let (Some(dir), Some(p)) = (dirs.dir_of("pids"), pids) {
                 fsio::write(
-                    &dir.join("cpu.cfs_quota_us"),
-                    &cpu_quota_us(cpus).to_string(),
+                    &dir.join("pids.max"),
+                    &p.map_or("max".into(), |n| n.to_string()),
                 )?;
             }
-            None if !fresh => fsio::write(&dir.join("cpu.cfs_quota_us"), "-1")?,
-            None => {}
+            if let (Some(dir), Some(c)) = (dirs.dir_of("cpu"), cpus) {
+                if fresh {
+                    fsio::write(&dir.join("cpu.cfs_period_us"), &CPU_PERIOD_US.to_string())?;
+                }
+                let quota = c.map_or("-1".into(), |c| cpu_quota_us(c).to_string());
+                fsio::write(&dir.join("cpu.cfs_quota_us"), &quota)?;
+            }
+        }
+        CgroupMode::V2 => {
+            let dir = dirs.main();
+            if dirs.has("memory") {
+                if let Some(m) = memory {
+                    let value = m.map_or("max".to_string(), |b| b.to_string());
+                    fsio::write(&dir.join("memory.max"), &value)?;
+                }
+                if fresh {
+                    // No swap (the file is absent without swap accounting: nothing to limit).
+                    match fsio::write(&dir.join("memory.swap.max"), "0") {
+                        Err(e) if !is_not_found(&e) => return Err(e),
+                        _ => {}
+                    }
+                    // An OOM kill takes the whole cell down, not one random process of it.
+                    fsio::write(&dir.join("memory.oom.group"), "1")?;
+                }
+            }
+            if let (true, Some(p)) = (dirs.has("pids"), pids) {
+                fsio::write(
+                    &dir.join("pids.max"),
+                    &p.map_or("max".into(), |n| n.to_string()),
+                )?;
+            }
+            if let (true, Some(c)) = (dirs.has("cpu"), cpus) {
+                let quota = c.map_or("max".into(), |c| cpu_quota_us(c).to_string());
+                fsio::write(&dir.join("cpu.max"), &format!("{quota} {CPU_PERIOD_US}"))?;
+            }
         }
     }
     Ok(())
@@ -109,44 +127,6 @@ fn set_v1_memory(dir: &Path, value: &str, memsw: bool) -> Result<(), CgroupError
     }
     if memsw {
         fsio::write(&swap, value)?;
-    }
-    Ok(())
-}
-
-fn apply_v2(dirs: &CellDirs, limits: &CgroupLimits, fresh: bool) -> Result<(), CgroupError> {
-    let dir = dirs.main();
-    if dirs.has("memory") {
-        match limits.memory {
-            Some(bytes) => fsio::write(&dir.join("memory.max"), &bytes.to_string())?,
-            None if !fresh => fsio::write(&dir.join("memory.max"), "max")?,
-            None => {}
-        }
-        if fresh {
-            // No swap at all (absent without swap accounting: then there is nothing to limit).
-            match fsio::write(&dir.join("memory.swap.max"), "0") {
-                Err(e) if !is_not_found(&e) => return Err(e),
-                _ => {}
-            }
-            // An OOM kill takes the whole cell down, not one random process of it.
-            fsio::write(&dir.join("memory.oom.group"), "1")?;
-        }
-    }
-    if dirs.has("pids") {
-        match limits.pids {
-            Some(n) => fsio::write(&dir.join("pids.max"), &n.to_string())?,
-            None if !fresh => fsio::write(&dir.join("pids.max"), "max")?,
-            None => {}
-        }
-    }
-    if dirs.has("cpu") {
-        match limits.cpus {
-            Some(cpus) => fsio::write(
-                &dir.join("cpu.max"),
-                &format!("{} {CPU_PERIOD_US}", cpu_quota_us(cpus)),
-            )?,
-            None if !fresh => fsio::write(&dir.join("cpu.max"), &format!("max {CPU_PERIOD_US}"))?,
-            None => {}
-        }
     }
     Ok(())
 }

@@ -99,6 +99,8 @@ struct HostShared {
     layout: Layout,
     features: CgroupFeatures,
     kernel: (u32, u32),
+    /// Why wanted controllers are unusable (v2), for check-host.
+    problems: Vec<String>,
     pool: Option<Pool>,
 }
 
@@ -130,13 +132,15 @@ impl CgroupHost {
     ) -> Result<CgroupHost, CgroupError> {
         let mut layout = detect::detect_layout(mountinfo, proc_self_cgroup, root_prefix)?;
         let kernel = setup::kernel_version();
-        let features = setup::prepare(&mut layout, kernel)?;
+        let mut problems = Vec::new();
+        let features = setup::prepare(&mut layout, kernel, &mut problems)?;
         Ok(CgroupHost {
             mode: layout.mode,
             shared: Arc::new(HostShared {
                 layout,
                 features,
                 kernel,
+                problems,
                 pool: None,
             }),
         })
@@ -270,8 +274,14 @@ impl CgroupHost {
             "controllers": self.controllers(),
             "hierarchies": hierarchies,
             "features": self.shared.features,
+            "problems": self.shared.problems,
             "pool_size": self.shared.pool.as_ref().map_or(0, Pool::capacity),
         })
+    }
+
+    /// Why controllers this layer wants are unusable on this host (empty when all are).
+    pub fn problems(&self) -> &[String] {
+        &self.shared.problems
     }
 
     /// Directories of the cells parent (`<own>/sandcell`) of every hierarchy.
@@ -341,6 +351,8 @@ pub struct CellCgroup {
     /// v2: the cell directory, for CLONE_INTO_CGROUP.
     dir_fd: Option<OwnedFd>,
     baseline: Baseline,
+    /// The limits written into the cell (a pooled cell rewrites only what changes).
+    limits: CgroupLimits,
     shared: Arc<HostShared>,
     /// Set once removed (or handed back to the pool): Drop does nothing more.
     done: bool,
@@ -359,6 +371,7 @@ impl CellCgroup {
             join: Vec::new(),
             dir_fd: None,
             baseline: Baseline::default(),
+            limits: CgroupLimits::default(),
             shared,
             done: false,
         };
@@ -367,7 +380,8 @@ impl CellCgroup {
             std::fs::create_dir(&dir).map_err(|e| fsio::io_error(&dir, e))?;
             cell.dirs.dirs.push((controllers, dir));
         }
-        limits::apply(&cell.dirs, limits, &cell.shared.features, true)?;
+        limits::apply(&cell.dirs, limits, None, &cell.shared.features)?;
+        cell.limits = limits.clone();
         for dir in cell.dirs.all() {
             let procs = dir.join("cgroup.procs");
             let fd = OpenOptions::new()

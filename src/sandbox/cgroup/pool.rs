@@ -14,6 +14,7 @@
 //!   they are cleaned by the next start's `cleanup_stale` like any other cell.
 
 use std::os::fd::OwnedFd;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use super::usage::Baseline;
@@ -26,12 +27,15 @@ struct Parked {
     dirs: CellDirs,
     join: Vec<OwnedFd>,
     dir_fd: Option<OwnedFd>,
+    limits: CgroupLimits,
 }
 
 #[derive(Debug)]
 pub(super) struct Pool {
     capacity: usize,
     parked: Mutex<Vec<Parked>>,
+    /// Set when the host is dropped: cells still running then are removed, not parked.
+    closed: AtomicBool,
 }
 
 impl Pool {
@@ -39,6 +43,7 @@ impl Pool {
         Pool {
             capacity,
             parked: Mutex::new(Vec::with_capacity(capacity)),
+            closed: AtomicBool::new(false),
         }
     }
 
@@ -60,6 +65,7 @@ impl Pool {
             join: parked.join,
             dir_fd: parked.dir_fd,
             baseline: Baseline::default(),
+            limits: parked.limits,
             shared: Arc::clone(shared),
             done: false,
         })
@@ -68,7 +74,7 @@ impl Pool {
     /// Parks an emptied cell if there is room: `Some(Ok(()))`. `None`: the caller removes it.
     pub(super) fn park(&self, cell: &mut CellCgroup) -> Option<Result<(), CgroupError>> {
         let mut parked = self.lock();
-        if parked.len() >= self.capacity {
+        if parked.len() >= self.capacity || self.closed.load(Ordering::Acquire) {
             return None;
         }
         if let Some(dir) = cell.dirs.dir_of("memory") {
@@ -79,12 +85,14 @@ impl Pool {
             dirs: cell.dirs.clone(),
             join: std::mem::take(&mut cell.join),
             dir_fd: cell.dir_fd.take(),
+            limits: std::mem::take(&mut cell.limits),
         });
         Some(Ok(()))
     }
 
     /// Removes every parked cell (the host is going away).
     pub(super) fn drain(&self) {
+        self.closed.store(true, Ordering::Release);
         for cell in self.lock().drain(..) {
             for dir in cell.dirs.all() {
                 if let Err(e) = fsio::rmdir_tree(dir) {
@@ -105,7 +113,13 @@ impl CellCgroup {
         if let Some(dir) = self.dirs.dir_of("cpuacct") {
             fsio::write(&dir.join("cpuacct.usage"), "0")?;
         }
-        limits::apply(&self.dirs, limits, &self.shared.features, false)?;
+        limits::apply(
+            &self.dirs,
+            limits,
+            Some(&self.limits),
+            &self.shared.features,
+        )?;
+        self.limits = limits.clone();
         self.baseline = self.read_baseline();
         Ok(())
     }

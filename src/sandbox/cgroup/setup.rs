@@ -4,7 +4,7 @@
 use std::io::ErrorKind;
 use std::path::Path;
 
-use super::detect::{Layout, CELLS_DIR, SUPERVISOR_DIR, V2_CONTROLLERS};
+use super::detect::{Layout, CELLS_DIR, SUPERVISOR_DIR, V1_CONTROLLERS, V2_CONTROLLERS};
 use super::{fsio, CgroupError, CgroupMode};
 
 /// Optional kernel features found while preparing.
@@ -41,18 +41,29 @@ fn exists(path: &Path) -> bool {
     path.symlink_metadata().is_ok()
 }
 
-/// Creates the cell parents and fills in the v2 controllers; returns the features.
+/// Creates the cell parents and fills in the v2 controllers; returns the features. Why a
+/// wanted controller is unusable goes to `problems` (shown by `sandcell check-host`).
 pub(super) fn prepare(
     layout: &mut Layout,
     kernel: (u32, u32),
+    problems: &mut Vec<String>,
 ) -> Result<CgroupFeatures, CgroupError> {
     match layout.mode {
-        CgroupMode::V1 => prepare_v1(layout),
-        CgroupMode::V2 => prepare_v2(layout, kernel),
+        CgroupMode::V1 => prepare_v1(layout, problems),
+        CgroupMode::V2 => prepare_v2(layout, kernel, problems),
     }
 }
 
-fn prepare_v1(layout: &Layout) -> Result<CgroupFeatures, CgroupError> {
+fn prepare_v1(layout: &Layout, problems: &mut Vec<String>) -> Result<CgroupFeatures, CgroupError> {
+    for controller in V1_CONTROLLERS {
+        if !layout
+            .hierarchies
+            .iter()
+            .any(|h| h.controllers.contains(&controller))
+        {
+            problems.push(format!("{controller}: no cgroup v1 hierarchy mounted"));
+        }
+    }
     let mut features = CgroupFeatures::default();
     for h in &layout.hierarchies {
         // Only ever a mkdir beneath our own cgroup; nothing is written in `own`.
@@ -91,7 +102,11 @@ fn is_ebusy(e: &CgroupError) -> bool {
 /// service, say), we move this process (all its threads) into the leaf
 /// `<own>/sandcell-supervisor` and retry. Other processes in our cgroup are not moved: then
 /// the controller stays unusable and `unenforceable` reports it. Never done on v1.
-fn prepare_v2(layout: &mut Layout, kernel: (u32, u32)) -> Result<CgroupFeatures, CgroupError> {
+fn prepare_v2(
+    layout: &mut Layout,
+    kernel: (u32, u32),
+    problems: &mut Vec<String>,
+) -> Result<CgroupFeatures, CgroupError> {
     let own_is_root = layout.own_is_root;
     let available = layout.v2_available.clone();
     let h = &mut layout.hierarchies[0];
@@ -101,6 +116,10 @@ fn prepare_v2(layout: &mut Layout, kernel: (u32, u32)) -> Result<CgroupFeatures,
     let mut moved = false;
     for controller in V2_CONTROLLERS {
         if !available.iter().any(|c| c == controller) {
+            problems.push(format!(
+                "{controller}: not offered to our cgroup {} (cgroup.controllers)",
+                h.own.display()
+            ));
             continue;
         }
         let mut result = enable(&h.own, controller);
@@ -111,10 +130,13 @@ fn prepare_v2(layout: &mut Layout, kernel: (u32, u32)) -> Result<CgroupFeatures,
             moved = true;
             result = enable(&h.own, controller);
         }
-        if result.is_ok() && enable(&h.cells, controller).is_ok() {
-            enabled.push(controller);
-        } else if let Err(e) = result {
-            tracing::warn!("cgroup controller {controller} unusable: {e}");
+        match result.and_then(|()| enable(&h.cells, controller)) {
+            Ok(()) => enabled.push(controller),
+            Err(e) if is_ebusy(&e) => problems.push(format!(
+                "{controller}: cannot be enabled for child cgroups ({e}): our cgroup holds \
+                 processes other than this one (cgroup v2 no-internal-process rule)"
+            )),
+            Err(e) => problems.push(format!("{controller}: {e}")),
         }
     }
     h.controllers = enabled;

@@ -149,6 +149,8 @@ fn v2_without_pids_reports_it_unenforceable() {
         cpus: Some(0.5),
     };
     assert_eq!(host.unenforceable(&limits, true), vec!["pids", "cpus"]);
+    let problems = host.problems().join("\n");
+    assert!(problems.contains("pids: not offered"), "{problems}");
     assert_eq!(
         host.unenforceable(&CgroupLimits::default(), false),
         Vec::<String>::new()
