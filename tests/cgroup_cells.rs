@@ -8,7 +8,7 @@ use std::io::Write;
 use std::os::unix::process::ExitStatusExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
-use std::sync::RwLock;
+use std::sync::{OnceLock, RwLock};
 use std::time::{Duration, Instant};
 
 use sandcell::sandbox::cgroup::{CellCgroup, CgroupHost, CgroupLimits, CgroupMode};
@@ -21,7 +21,13 @@ fn host() -> Option<CgroupHost> {
     if !common::require_root() {
         return None;
     }
-    Some(CgroupHost::detect().expect("detect cgroups"))
+    // The first detection may move this process into `<own>/sandcell-supervisor` (v2, own
+    // cgroup not the root): let it finish before any test spawns children, as a daemon does.
+    static FIRST: OnceLock<()> = OnceLock::new();
+    FIRST.get_or_init(|| drop(CgroupHost::detect().expect("detect cgroups")));
+    let host = CgroupHost::detect().expect("detect cgroups");
+    assert!(host.problems().is_empty(), "{:?}", host.problems());
+    Some(host)
 }
 
 /// Starts `cmd` stopped on its stdin, attaches it to `cell`, then lets it run.
@@ -357,7 +363,9 @@ fn a_cell_outliving_its_pooled_host_is_removed_not_parked() {
     let Some(host) = host() else { return };
     let _g = CELLS.read().unwrap();
     let host = host.with_pool(2);
-    let cell = host.create_cell(&limits(Some(64 << 20), None, None)).unwrap();
+    let cell = host
+        .create_cell(&limits(Some(64 << 20), None, None))
+        .unwrap();
     let dirs: Vec<PathBuf> = cell.dirs().iter().map(|d| d.to_path_buf()).collect();
     drop(host);
     cell.remove().unwrap();

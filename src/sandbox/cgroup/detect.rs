@@ -236,12 +236,16 @@ pub(super) fn detect_layout(
 
     let v2 = match members.iter().find(|m| m.hierarchy_id == 0) {
         Some(member) => {
-            match pick_mount(
-                mounts.iter().filter(|m| m.fstype == "cgroup2"),
-                &member.path,
-            ) {
+            // After an earlier detection moved this process into `<own>/sandcell-supervisor`,
+            // our own cgroup is still `<own>`.
+            let path = member
+                .path
+                .strip_suffix(&format!("/{SUPERVISOR_DIR}"))
+                .map(|p| if p.is_empty() { "/" } else { p })
+                .unwrap_or(&member.path);
+            match pick_mount(mounts.iter().filter(|m| m.fstype == "cgroup2"), path) {
                 Some(mount) => {
-                    let own = own_dir(root_prefix, mount, &member.path)?;
+                    let own = own_dir(root_prefix, mount, path)?;
                     let available: Vec<String> =
                         std::fs::read_to_string(own.join("cgroup.controllers"))
                             .unwrap_or_default()
@@ -249,7 +253,7 @@ pub(super) fn detect_layout(
                             .map(str::to_string)
                             .collect();
                     let own_is_root =
-                        member.path.trim_end_matches('/') == mount.root.trim_end_matches('/');
+                        path.trim_end_matches('/') == mount.root.trim_end_matches('/');
                     Some((own, available, own_is_root))
                 }
                 None => None,
@@ -416,6 +420,20 @@ mod tests {
         let mountinfo = "30 25 0:26 /kube/pod1 /sys/fs/cgroup rw - cgroup2 cgroup2 rw\n";
         let layout = detect_layout(mountinfo, "0::/kube/pod1\n", tmp.path()).unwrap();
         assert_eq!(layout.hierarchies[0].cells, fs.join("sandcell"));
+        assert!(layout.own_is_root);
+    }
+
+    #[test]
+    fn v2_after_moving_into_the_supervisor_leaf_own_is_the_parent() {
+        let tmp = tempfile::tempdir().unwrap();
+        let own = tmp.path().join("sys/fs/cgroup/svc");
+        std::fs::create_dir_all(&own).unwrap();
+        std::fs::write(own.join("cgroup.controllers"), "memory pids\n").unwrap();
+        let mountinfo = "30 25 0:26 / /sys/fs/cgroup rw - cgroup2 cgroup2 rw\n";
+        let layout = detect_layout(mountinfo, "0::/svc/sandcell-supervisor\n", tmp.path()).unwrap();
+        assert_eq!(layout.hierarchies[0].own, own);
+        assert!(!layout.own_is_root);
+        let layout = detect_layout(mountinfo, "0::/sandcell-supervisor\n", tmp.path()).unwrap();
         assert!(layout.own_is_root);
     }
 

@@ -113,7 +113,9 @@ pub struct CgroupHost {
 
 impl CgroupHost {
     /// Detects the layout of this process's cgroups and prepares `<own>/sandcell` in every
-    /// hierarchy (on v2 also enabling controllers, see the module docs).
+    /// hierarchy (on v2 also enabling controllers, see the module docs). Call it early,
+    /// before this process starts children: on v2, other processes left in our own
+    /// non-root cgroup keep the controllers from being enabled (see [`problems`](Self::problems)).
     pub fn detect() -> Result<CgroupHost, CgroupError> {
         let read = |p: &str| fsio::read(Path::new(p));
         Self::detect_with(

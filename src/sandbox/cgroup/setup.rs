@@ -134,7 +134,13 @@ fn prepare_v2(
             Ok(()) => enabled.push(controller),
             Err(e) if is_ebusy(&e) => problems.push(format!(
                 "{controller}: cannot be enabled for child cgroups ({e}): our cgroup holds \
-                 processes other than this one (cgroup v2 no-internal-process rule)"
+                 processes other than this one (cgroup v2 no-internal-process rule; pids {}); \
+                 detect cgroups before starting other processes",
+                fsio::read(&h.own.join("cgroup.procs"))
+                    .unwrap_or_default()
+                    .split_whitespace()
+                    .collect::<Vec<_>>()
+                    .join(" ")
             )),
             Err(e) => problems.push(format!("{controller}: {e}")),
         }
