@@ -1,5 +1,6 @@
-//! Splits a label's command into argv: whitespace separates words, single quotes keep text
-//! literally, double quotes allow `\"` and `\\`. No expansion, no shell.
+//! Splits a command line into argv (language labels, grader suites): whitespace separates
+//! words, single quotes keep text literally, double quotes allow `\"` and `\\`, a backslash
+//! outside quotes escapes the next character. No expansion, no shell.
 
 /// `g++ -O2 -o main main.cpp` -> `["g++", "-O2", "-o", "main", "main.cpp"]`.
 pub fn split_words(text: &str) -> Result<Vec<String>, String> {
@@ -41,6 +42,13 @@ pub fn split_words(text: &str) -> Result<Vec<String>, String> {
                         Some(ch) => current.push(ch),
                         None => return Err(format!("unterminated \" in {text:?}")),
                     }
+                }
+            }
+            '\\' => {
+                in_word = true;
+                match chars.next() {
+                    Some(ch) => current.push(ch),
+                    None => return Err(format!("trailing \\ in {text:?}")),
                 }
             }
             c => {
