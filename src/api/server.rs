@@ -85,7 +85,8 @@ pub fn recover(shared: &Shared) -> Result<(usize, usize), StoreError> {
         match prepared {
             Ok(p) => shared.queue.push_unbounded(Job {
                 live,
-                spec: p.spec,
+                work: p.work,
+                lease: p.lease,
                 accepted: Instant::now(),
             }),
             Err(why) => {
@@ -158,20 +159,20 @@ fn runtime_threads() -> usize {
 pub fn serve(config: ServeConfig) -> Result<(), ServeError> {
     config.check()?;
     // The launcher and the workers exist before (and outside) the tokio runtime.
-    let launcher = Arc::new(Launcher::new(LauncherConfig::default())?);
-    // Cells of a previous process killed with -9 (their processes died with it; their
-    // cgroups did not).
-    if let Some(cgroups) = launcher.cgroups() {
-        let removed = cgroups.cleanup_stale();
-        if removed > 0 {
-            tracing::warn!(removed, "removed cgroups of cells of a dead daemon");
-        }
-    }
+    // One pooled cell cgroup per worker (v1: saves mkdir/rmdir per run).
+    let launcher = Arc::new(Launcher::new(LauncherConfig {
+        cgroup_pool: config.workers,
+        ..LauncherConfig::default()
+    })?);
+    // Detect cgroups now, before any worker exists (v2 may have to move this process into
+    // a leaf cgroup), which also removes the cells of a previous daemon killed with -9.
+    let _ = launcher.cgroups();
     let store = Store::open(&config.state_dir)?;
     let workers = config.workers;
     let listen = config.listen;
     let grace = Duration::from_secs(config.shutdown_grace_secs);
     let shared = Arc::new(Shared::new(config, store));
+    shared.gradings.set_launcher(launcher.clone());
     let (ended, requeued) = recover(&shared)?;
     if ended + requeued > 0 {
         tracing::warn!(ended, requeued, "recovered runs of the previous process");
@@ -241,6 +242,7 @@ pub fn serve(config: ServeConfig) -> Result<(), ServeError> {
     for handle in handles {
         let _ = handle.join();
     }
+    shared.gradings.shutdown(grace);
     runtime.shutdown_timeout(Duration::from_secs(1));
     shared.store.checkpoint()?;
     tracing::warn!("stopped");

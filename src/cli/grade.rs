@@ -98,7 +98,12 @@ pub fn main(args: GradeArgs) -> i32 {
         super::error_line("--jobs must be at least 1");
         return super::EXIT_USAGE;
     }
-    let launcher = match Launcher::new(LauncherConfig::default()) {
+    // Pooled cell cgroups: a suite runs many cells (v1: saves mkdir/rmdir per test).
+    let pool = args.jobs.unwrap_or(2).max(1);
+    let launcher = match Launcher::new(LauncherConfig {
+        cgroup_pool: pool,
+        ..LauncherConfig::default()
+    }) {
         Ok(l) => l,
         Err(e) => {
             super::error_line(e);
