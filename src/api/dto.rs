@@ -149,6 +149,27 @@ pub struct RunFinished {
     pub status: RunStatus,
     #[serde(flatten)]
     pub result: RunResultWire,
+    /// The compile step of a compiled language (its output is the compiler's); absent
+    /// otherwise. With verdict CE the run step did not happen and the top-level fields are
+    /// the compile step's.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub compile: Option<RunResultWire>,
+}
+
+/// A finished run's result as the store keeps it: the RunResult plus the compile step's.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct StoredResult {
+    #[serde(flatten)]
+    pub result: RunResultWire,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub compile: Option<RunResultWire>,
+}
+
+impl StoredResult {
+    /// Parses a stored result (rows written before compile results existed included).
+    pub fn parse(text: &str) -> Option<StoredResult> {
+        serde_json::from_str(text).ok()
+    }
 }
 
 /// One run as `GET /v1/runs/{id}` reports it.
@@ -164,6 +185,9 @@ pub struct RunView {
     pub verdict: Option<String>,
     /// The full result once done.
     pub result: Option<RunResultWire>,
+    /// The compile step's result, for compiled languages.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub compile: Option<RunResultWire>,
 }
 
 /// `GET /v1/runs` answer (newest first, without outputs).
@@ -194,7 +218,16 @@ pub struct RunListQuery {
 
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 pub struct ImageInfo {
+    /// What `"image"` names: a configured name, or `name:tag` of the image store.
     pub name: String,
+    /// `config` (a configured rootfs directory) or `store`.
+    pub source: String,
+    /// The store's image id.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub id: Option<String>,
+    /// Bytes unpacked (store images).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub size: Option<u64>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
@@ -209,7 +242,13 @@ pub struct LanguageInfo {
     pub image: String,
     /// File name the single source file gets.
     pub source_file: String,
+    /// The run command.
     pub cmd: Vec<String>,
+    /// The compile command (compiled store languages); absent when the language is run as is.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub compile: Option<Vec<String>>,
+    /// `config` (`[languages.NAME]`) or `store` (an image's labels).
+    pub source: String,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]

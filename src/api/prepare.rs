@@ -1,6 +1,9 @@
-//! From a [`RunRequest`] to a [`ValidatedSpec`]: decode files and stdin, pick the image,
-//! apply the server's and the app's maxima (reject or clamp), validate.
+//! From a [`RunRequest`] to the [`Work`] of a worker: decode files and stdin, pick the image
+//! (configured directory or image store, with the store image's defaults) or the language
+//! (configured, or a store image's labels: compile-then-run), apply the server's and the
+//! app's maxima (reject or clamp), validate.
 
+use std::path::PathBuf;
 use std::time::Duration;
 
 use base64::Engine;
@@ -8,8 +11,10 @@ use base64::Engine;
 use super::config::{LimitsPolicy, ServeConfig};
 use super::dto::{Encoding, LimitsInput, RunRequest};
 use super::error::ApiError;
-use super::images::ImageCatalog;
+use super::images::{image_user, ImageCatalog, ServedImage, ServedLanguage};
 use super::store::App;
+use crate::image::ImageLease;
+use crate::lang::{Language, SourceRequest};
 use crate::spec::{FileSpec, LimitBounds, Limits, RunSpec, StdinSource, ValidatedSpec};
 
 fn decode(field: &str, text: &str, encoding: Encoding) -> Result<Vec<u8>, ApiError> {
@@ -69,35 +74,124 @@ pub fn limits_from(
         l.output = v;
     }
     if policy == LimitsPolicy::Clamp {
-        l.wall_time = l.wall_time.min(bounds.max_wall_time);
-        l.cpu_time = l.cpu_time.map(|c| c.min(bounds.max_cpu_time));
-        l.memory = l.memory.map(|m| m.min(bounds.max_memory));
-        l.pids = l.pids.map(|p| p.min(bounds.max_pids));
-        l.output = l.output.min(bounds.max_output);
-        l.disk = l.disk.min(bounds.max_disk);
-        l.open_files = l.open_files.min(bounds.max_open_files);
+        l = clamp(l, bounds);
     }
     Ok(l)
+}
+
+/// What a worker does with a run.
+#[derive(Debug)]
+pub enum Work {
+    /// One command in one cell.
+    Command(Box<ValidatedSpec>),
+    /// A source file of a store language: compile (if it compiles) and run, each in a cell.
+    Source(Box<SourceWork>),
+}
+
+/// A store language's run, ready for [`crate::lang::run_source`].
+#[derive(Debug)]
+pub struct SourceWork {
+    pub language: Language,
+    pub rootfs: PathBuf,
+    pub request: SourceRequest,
+    pub bounds: LimitBounds,
 }
 
 /// A request ready for the launcher.
 #[derive(Debug)]
 pub struct Prepared {
     pub image: String,
-    pub spec: ValidatedSpec,
+    pub work: Work,
+    /// Keeps a store image from being removed until the run ends.
+    pub lease: Option<ImageLease>,
 }
 
-/// Checks and converts a request; every failure is a 4xx.
+impl Prepared {
+    /// The spec of a command run, or the spec of a source run's run step as checked at submit.
+    pub fn command_spec(&self) -> Option<&ValidatedSpec> {
+        match &self.work {
+            Work::Command(spec) => Some(spec),
+            Work::Source(_) => None,
+        }
+    }
+}
+
+/// Image config as defaults, as `sandcell run --image` does: the command when the request
+/// gives none, the environment (the request's wins), the working dir and the user.
+fn apply_image_defaults(spec: &mut RunSpec, image: &ServedImage) {
+    let Some(config) = &image.config else { return };
+    let mut env = config.env.clone();
+    for (k, v) in std::mem::take(&mut spec.env) {
+        env.retain(|(key, _)| *key != k);
+        env.push((k, v));
+    }
+    spec.env = env;
+    if let Some(dir) = config.working_dir.as_deref().filter(|d| *d != "/") {
+        spec.cwd = Some(dir.to_string());
+    }
+    if let Some((uid, gid)) = config
+        .user
+        .as_deref()
+        .and_then(|u| image_user(&image.rootfs, u))
+    {
+        spec.uid = uid;
+        spec.gid = gid;
+    }
+}
+
+/// The request's files, stdin, env and limits on `spec`, validated against the app's bounds.
+fn fill_and_validate(
+    mut spec: RunSpec,
+    request: &RunRequest,
+    source_file: Option<&str>,
+    config: &ServeConfig,
+    bounds: &LimitBounds,
+) -> Result<ValidatedSpec, ApiError> {
+    for (i, f) in request.files.iter().enumerate() {
+        let content = decode(&format!("files[{i}].content"), &f.content, f.encoding)?;
+        let path = match source_file {
+            // The first file is the program's source, stored under the language's name.
+            Some(name) if i == 0 => name.to_owned(),
+            _ => f.path.clone(),
+        };
+        spec.files.push(FileSpec {
+            path,
+            content,
+            mode: Some(if f.executable { 0o755 } else { 0o644 }),
+        });
+    }
+    if let Some(stdin) = &request.stdin {
+        spec.stdin = StdinSource::Bytes(decode("stdin", stdin, request.stdin_encoding)?);
+    }
+    spec.env
+        .extend(request.env.iter().map(|(k, v)| (k.clone(), v.clone())));
+    spec.limits = limits_from(
+        &request.limits,
+        &config.default_limits,
+        bounds,
+        config.limits_policy,
+    )?;
+    spec.allow_degraded = config.allow_degraded;
+    Ok(spec.validate(bounds)?)
+}
+
+/// Checks and converts a request; every failure is a 4xx (a broken image store is a 500).
 pub fn prepare(
     request: &RunRequest,
     config: &ServeConfig,
     catalog: &ImageCatalog,
     app: &App,
 ) -> Result<Prepared, ApiError> {
+    let bounds = bounds_for(config, app);
     let language = match &request.language {
-        Some(name) => Some(catalog.language(name).ok_or_else(|| {
-            ApiError::unprocessable("unknown_language", format!("no language named {name:?}"))
-        })?),
+        Some(name) => Some(catalog.serve_language(name)?),
+        None => None,
+    };
+    let language = match language {
+        Some(ServedLanguage::Store { language, lease }) => {
+            return prepare_source(request, config, *language, *lease, bounds)
+        }
+        Some(ServedLanguage::Configured(entry)) => Some(entry),
         None => None,
     };
     let image_name = match (&request.image, language) {
@@ -110,54 +204,94 @@ pub fn prepare(
             ))
         }
     };
-    let image = catalog.image(&image_name).ok_or_else(|| {
-        ApiError::unprocessable("unknown_image", format!("no image named {image_name:?}"))
-    })?;
-    let argv = match (&request.cmd, language) {
-        (Some(cmd), _) => cmd.clone(),
-        (None, Some(lang)) => lang.cmd.clone(),
-        (None, None) => {
+    let image = catalog.serve_image(&image_name)?;
+    let argv = match (&request.cmd, language, &image.config) {
+        (Some(cmd), _, _) => cmd.clone(),
+        (None, Some(lang), _) => lang.cmd.clone(),
+        (None, None, Some(c)) if !c.default_command().is_empty() => c.default_command(),
+        (None, None, _) => {
             return Err(ApiError::unprocessable(
                 "invalid_spec",
-                "cmd is required without a language",
+                format!("cmd is required: image {image_name:?} has no default command"),
             ))
         }
     };
-
     let mut spec = RunSpec::new(&image.rootfs, argv);
-    for (i, f) in request.files.iter().enumerate() {
-        let content = decode(&format!("files[{i}].content"), &f.content, f.encoding)?;
-        let path = match language {
-            // The first file is the program's source, stored under the language's name.
-            Some(lang) if i == 0 => lang.source_file.clone(),
-            _ => f.path.clone(),
-        };
-        spec.files.push(FileSpec {
-            path,
-            content,
-            mode: Some(if f.executable { 0o755 } else { 0o644 }),
-        });
-    }
-    if let Some(stdin) = &request.stdin {
-        spec.stdin = StdinSource::Bytes(decode("stdin", stdin, request.stdin_encoding)?);
-    }
     spec.env = request
         .env
         .iter()
         .map(|(k, v)| (k.clone(), v.clone()))
         .collect();
-    let bounds = bounds_for(config, app);
-    spec.limits = limits_from(
-        &request.limits,
-        &config.default_limits,
-        &bounds,
-        config.limits_policy,
-    )?;
-    spec.allow_degraded = config.allow_degraded;
-    let spec = spec.validate(&bounds)?;
+    apply_image_defaults(&mut spec, &image);
+    // The request's env is already merged in (it wins over the image's).
+    let without_env = RunRequest {
+        env: Default::default(),
+        ..request.clone()
+    };
+    let source_file = language.map(|l| l.source_file.as_str());
+    let spec = fill_and_validate(spec, &without_env, source_file, config, &bounds)?;
     Ok(Prepared {
-        image: image_name,
-        spec,
+        image: image.name,
+        work: Work::Command(Box::new(spec)),
+        lease: image.lease,
+    })
+}
+
+/// Lowers every limit to the bounds (compile steps use the server's compile defaults, which
+/// a tight app may not allow).
+fn clamp(mut l: Limits, bounds: &LimitBounds) -> Limits {
+    l.wall_time = l.wall_time.min(bounds.max_wall_time);
+    l.cpu_time = l.cpu_time.map(|c| c.min(bounds.max_cpu_time));
+    l.memory = l.memory.map(|m| m.min(bounds.max_memory));
+    l.pids = l.pids.map(|p| p.min(bounds.max_pids));
+    l.output = l.output.min(bounds.max_output);
+    l.disk = l.disk.min(bounds.max_disk);
+    l.open_files = l.open_files.min(bounds.max_open_files);
+    l
+}
+
+/// A store language: the request is checked now (as the run step's spec) so bad input is a
+/// 4xx at submit, not a failed run later.
+fn prepare_source(
+    request: &RunRequest,
+    config: &ServeConfig,
+    language: Language,
+    lease: ImageLease,
+    bounds: LimitBounds,
+) -> Result<Prepared, ApiError> {
+    if request.image.is_some() || request.cmd.is_some() {
+        return Err(ApiError::unprocessable(
+            "invalid_spec",
+            format!(
+                "language {:?} comes from an image's labels: give neither image nor cmd with it",
+                language.name
+            ),
+        ));
+    }
+    if request.files.is_empty() {
+        return Err(ApiError::unprocessable(
+            "invalid_spec",
+            "a language run needs its source in files",
+        ));
+    }
+    let rootfs = lease.image.rootfs.clone();
+    let probe = RunSpec::new(&rootfs, language.run_argv());
+    let checked = fill_and_validate(probe, request, None, config, &bounds)?.into_inner();
+    let mut source = SourceRequest::new(checked.files);
+    source.stdin = checked.stdin;
+    source.env = checked.env;
+    source.run_limits = checked.limits;
+    source.compile_limits = clamp(source.compile_limits, &bounds);
+    source.allow_degraded = config.allow_degraded;
+    Ok(Prepared {
+        image: lease.image.name.clone(),
+        work: Work::Source(Box::new(SourceWork {
+            language,
+            rootfs,
+            request: source,
+            bounds,
+        })),
+        lease: Some(lease),
     })
 }
 
@@ -235,7 +369,7 @@ mod tests {
         r.limits.wall_time = Some(1 << 40);
         let p = prepare(&r, &config, &catalog, &anonymous_app()).unwrap();
         assert_eq!(
-            p.spec.spec().limits.wall_time,
+            p.command_spec().unwrap().spec().limits.wall_time,
             config.max_limits.max_wall_time
         );
     }

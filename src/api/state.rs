@@ -11,15 +11,18 @@ use super::config::ServeConfig;
 use super::images::ImageCatalog;
 use super::live::{LiveRun, LiveRuns, Quotas};
 use super::metrics::Metrics;
+use super::prepare::Work;
 use super::queue::JobQueue;
 use super::store::{App, Store};
-use crate::spec::ValidatedSpec;
+use crate::image::ImageLease;
 
 /// One accepted run waiting for a worker.
 #[derive(Debug)]
 pub struct Job {
     pub live: Arc<LiveRun>,
-    pub spec: ValidatedSpec,
+    pub work: Work,
+    /// Held until the run ends so the store image cannot be removed meanwhile.
+    pub lease: Option<ImageLease>,
     pub accepted: Instant,
 }
 
@@ -42,7 +45,7 @@ pub struct Shared {
 impl Shared {
     pub fn new(config: ServeConfig, store: Store) -> Shared {
         Shared {
-            catalog: ImageCatalog::from_config(&config),
+            catalog: ImageCatalog::from_config(&config).with_store(&config.state_dir),
             queue: JobQueue::new(config.max_queue),
             config,
             store,

@@ -4,10 +4,12 @@
 use std::sync::Arc;
 use std::thread::JoinHandle;
 
-use super::dto::{RunFinished, RunStatus};
+use super::dto::{RunFinished, RunStatus, StoredResult};
 use super::live::{LiveEvent, LiveRun, Phase};
+use super::prepare::{SourceWork, Work};
 use super::state::{Job, Shared};
 use super::store::now_ms;
+use crate::lang::{self, SourceRunResult, Stage};
 use crate::result::{RunResult, RunResultWire, Verdict};
 use crate::sandbox::{Launcher, RunEvent};
 
@@ -59,16 +61,88 @@ fn run_job(shared: &Shared, launcher: &Launcher, job: Job) {
         RunEvent::Stdout(bytes) => live.publish_output(LiveEvent::Stdout(bytes.into())),
         RunEvent::Stderr(bytes) => live.publish_output(LiveEvent::Stderr(bytes.into())),
     };
-    let result = launcher.run(&job.spec, &mut on_event, Some(&live.cancel));
+    let (result, compile) = match &job.work {
+        Work::Command(spec) => (launcher.run(spec, &mut on_event, Some(&live.cancel)), None),
+        Work::Source(work) => run_source_job(launcher, work, &mut on_event, live),
+    };
     shared.metrics.cell_ended();
-    finish(shared, live, &result, queued_ms);
+    finish_with_compile(shared, live, &result, compile.as_ref(), queued_ms);
+    // The image lease (job.lease) is released only now.
+    drop(job);
+}
+
+/// Compile (its output is not streamed: SSE carries the run step's output) and run. The
+/// top-level result is the run step's, or the compile step's with verdict CE when compiling
+/// failed.
+fn run_source_job(
+    launcher: &Launcher,
+    work: &SourceWork,
+    on_event: &mut dyn FnMut(RunEvent<'_>),
+    live: &LiveRun,
+) -> (RunResult, Option<RunResult>) {
+    let mut staged = |stage: Stage, event: RunEvent<'_>| {
+        if stage == Stage::Run {
+            on_event(event);
+        }
+    };
+    let outcome = lang::run_source(
+        launcher,
+        &work.language,
+        &work.rootfs,
+        work.request.clone(),
+        &work.bounds,
+        &mut staged,
+        Some(&live.cancel),
+    );
+    match outcome {
+        Ok(SourceRunResult {
+            run: Some(run),
+            compile,
+            ..
+        }) => (run, compile),
+        Ok(SourceRunResult {
+            verdict,
+            compile: Some(compile),
+            run: None,
+        }) => {
+            let mut top = compile.clone();
+            if verdict == Verdict::CE {
+                top.message = Some(format!(
+                    "compiling {} failed ({}); the program did not run",
+                    work.language.name, compile.verdict
+                ));
+            }
+            top.verdict = verdict;
+            (top, Some(compile))
+        }
+        Ok(SourceRunResult { verdict, .. }) => {
+            let mut r = RunResult::sandbox_error("the language run produced no result");
+            r.verdict = verdict;
+            (r, None)
+        }
+        Err(e) => (RunResult::sandbox_error(e.to_string()), None),
+    }
 }
 
 /// Records a run's end: store, metrics, the log line, waiters and SSE readers.
 pub fn finish(shared: &Shared, live: &LiveRun, result: &RunResult, queued_ms: u64) {
-    let wire = RunResultWire::from(result);
+    finish_with_compile(shared, live, result, None, queued_ms);
+}
+
+/// [`finish`] with the compile step's result of a compiled language.
+pub fn finish_with_compile(
+    shared: &Shared,
+    live: &LiveRun,
+    result: &RunResult,
+    compile: Option<&RunResult>,
+    queued_ms: u64,
+) {
+    let stored = StoredResult {
+        result: RunResultWire::from(result),
+        compile: compile.map(RunResultWire::from),
+    };
     let verdict = result.verdict;
-    match serde_json::to_string(&wire) {
+    match serde_json::to_string(&stored) {
         Ok(json) => {
             if let Err(e) = shared
                 .store
@@ -79,12 +153,16 @@ pub fn finish(shared: &Shared, live: &LiveRun, result: &RunResult, queued_ms: u6
         }
         Err(e) => tracing::error!(run = %live.id, error = %e, "cannot encode run result"),
     }
-    shared.metrics.finished(verdict, result.wall_time_ms);
+    let compile_ms = compile.map_or(0, |c| c.wall_time_ms);
+    shared
+        .metrics
+        .finished(verdict, result.wall_time_ms + compile_ms);
     tracing::info!(
         run = %live.id,
         app = %live.app,
         verdict = %verdict,
         queued_ms,
+        compile_ms,
         wall_ms = result.wall_time_ms,
         cpu_ms = result.cpu_time_ms,
         message = result.message.as_deref().unwrap_or(""),
@@ -94,7 +172,8 @@ pub fn finish(shared: &Shared, live: &LiveRun, result: &RunResult, queued_ms: u6
     live.set_phase(Phase::Done(Arc::new(RunFinished {
         id: live.id.clone(),
         status: RunStatus::Done,
-        result: wire,
+        result: stored.result,
+        compile: stored.compile,
     })));
     shared.live.remove(&live.id);
 }

@@ -18,11 +18,10 @@ use serde_json::json;
 use tokio::sync::broadcast::{self, error::RecvError};
 
 use crate::api::auth::Caller;
-use crate::api::dto::{RunFinished, RunStatus};
+use crate::api::dto::{RunFinished, RunStatus, StoredResult};
 use crate::api::error::ApiError;
 use crate::api::live::{LiveEvent, Phase};
 use crate::api::state::AppState;
-use crate::result::RunResultWire;
 
 fn status_event(status: RunStatus) -> Event {
     Event::default()
@@ -137,15 +136,12 @@ pub async fn run_events(
             // Finished (maybe just now): the store has the final word.
             let row = state.store.get_run(&id)?.unwrap_or(row);
             feed.pending.push_back(status_event(row.status));
-            if let Some(result) = row
-                .result
-                .as_deref()
-                .and_then(|r| serde_json::from_str::<RunResultWire>(r).ok())
-            {
+            if let Some(result) = row.result.as_deref().and_then(StoredResult::parse) {
                 let finished = Arc::new(RunFinished {
                     id: row.id,
                     status: RunStatus::Done,
-                    result,
+                    result: result.result,
+                    compile: result.compile,
                 });
                 feed.pending.push_back(result_event(&finished));
             }

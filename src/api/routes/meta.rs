@@ -61,40 +61,75 @@ pub async fn metrics(
         .into_response())
 }
 
-/// Images runs may name.
+/// Images runs may name: the configured ones, then the image store's (`name:tag`).
 #[utoipa::path(get, path = "/v1/images", tag = "catalog",
     responses((status = 200, body = ImageList), (status = 401, body = ErrorBody)),
     security(("bearer" = [])))]
 pub async fn images(State(state): State<AppState>, _caller: Caller) -> Json<ImageList> {
-    Json(ImageList {
-        images: state
-            .catalog
-            .images()
-            .map(|i| ImageInfo {
-                name: i.name.clone(),
-            })
-            .collect(),
-    })
+    let mut images: Vec<ImageInfo> = state
+        .catalog
+        .images()
+        .map(|i| ImageInfo {
+            name: i.name.clone(),
+            source: "config".into(),
+            id: None,
+            size: None,
+        })
+        .collect();
+    if let Some(store) = state.catalog.store() {
+        match store.list() {
+            Ok(list) => {
+                images.extend(
+                    list.into_iter()
+                        .filter(|i| i.name != "<none>")
+                        .map(|i| ImageInfo {
+                            name: format!("{}:{}", i.name, i.tag),
+                            source: "store".into(),
+                            id: Some(i.id),
+                            size: Some(i.size),
+                        }),
+                )
+            }
+            Err(e) => tracing::warn!(error = %e, "cannot list the image store"),
+        }
+    }
+    Json(ImageList { images })
 }
 
-/// Languages runs may name.
+/// Languages runs may name: the configured ones, then those of the store's images (by name,
+/// `name:version` or image).
 #[utoipa::path(get, path = "/v1/languages", tag = "catalog",
     responses((status = 200, body = LanguageList), (status = 401, body = ErrorBody)),
     security(("bearer" = [])))]
 pub async fn languages(State(state): State<AppState>, _caller: Caller) -> Json<LanguageList> {
-    Json(LanguageList {
-        languages: state
-            .catalog
-            .languages()
-            .map(|(name, l)| LanguageInfo {
-                name: name.clone(),
-                version: l.version.clone(),
-                image: l.image.clone(),
-                source_file: l.source_file.clone(),
-                cmd: l.cmd.clone(),
-            })
-            .collect(),
-    })
+    let mut languages: Vec<LanguageInfo> = state
+        .catalog
+        .languages()
+        .map(|(name, l)| LanguageInfo {
+            name: name.clone(),
+            version: l.version.clone(),
+            image: l.image.clone(),
+            source_file: l.source_file.clone(),
+            cmd: l.cmd.clone(),
+            compile: None,
+            source: "config".into(),
+        })
+        .collect();
+    if let Some(store) = state.catalog.store() {
+        match crate::lang::list_languages(store) {
+            Ok(list) => languages.extend(list.into_iter().map(|l| LanguageInfo {
+                cmd: l.run_argv(),
+                compile: l.compile_argv(),
+                version: Some(l.version).filter(|v| !v.is_empty()),
+                name: l.name,
+                image: l.image,
+                source_file: l.source_file,
+                source: "store".into(),
+            })),
+            Err(e) => tracing::warn!(error = %e, "cannot list the store's languages"),
+        }
+    }
+    Json(LanguageList { languages })
 }
 
 /// This API's OpenAPI 3.1 document.

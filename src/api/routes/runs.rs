@@ -14,6 +14,7 @@ use rand::RngCore;
 use crate::api::auth::Caller;
 use crate::api::dto::{
     RunAccepted, RunFinished, RunList, RunListQuery, RunRequest, RunStatus, RunSummary, RunView,
+    StoredResult,
 };
 use crate::api::error::{body_rejection, json_error, ApiError};
 use crate::api::live::{LiveRun, Phase};
@@ -22,7 +23,6 @@ use crate::api::prepare::prepare;
 use crate::api::state::{AppState, Job};
 use crate::api::store::{now_ms, RunRow};
 use crate::api::worker::{cancelled_before_start, finish};
-use crate::result::RunResultWire;
 
 /// A new run id: 16 random bytes in hex.
 pub fn new_run_id() -> String {
@@ -45,7 +45,7 @@ pub fn new_run_id() -> String {
         (status = 400, description = "Malformed JSON, unknown field or bad base64", body = crate::api::error::ErrorBody),
         (status = 401, description = "Missing or unknown API key", body = crate::api::error::ErrorBody),
         (status = 413, description = "Body too large", body = crate::api::error::ErrorBody),
-        (status = 422, description = "Invalid limits, paths, unknown image", body = crate::api::error::ErrorBody),
+        (status = 422, description = "Invalid limits, paths, unknown image or language", body = crate::api::error::ErrorBody),
         (status = 429, description = "The app's concurrency quota is used up", body = crate::api::error::ErrorBody,
             headers(("Retry-After" = u64))),
         (status = 503, description = "Queue full or shutting down", body = crate::api::error::ErrorBody,
@@ -101,7 +101,8 @@ pub async fn create_run(
     tracing::debug!(run = %id, app = %app.name, image = %prepared.image, "run accepted");
     place.push(Job {
         live,
-        spec: prepared.spec,
+        work: prepared.work,
+        lease: prepared.lease,
         accepted: Instant::now(),
     });
 
@@ -158,10 +159,10 @@ pub(super) fn owned_run_for(
 }
 
 fn view(row: RunRow) -> RunView {
-    let result = row
-        .result
-        .as_deref()
-        .and_then(|r| serde_json::from_str::<RunResultWire>(r).ok());
+    let (result, compile) = match row.result.as_deref().and_then(StoredResult::parse) {
+        Some(stored) => (Some(stored.result), stored.compile),
+        None => (None, None),
+    };
     RunView {
         id: row.id,
         status: row.status,
@@ -170,6 +171,7 @@ fn view(row: RunRow) -> RunView {
         finished_at: row.finished_at,
         verdict: row.verdict,
         result,
+        compile,
     }
 }
 
