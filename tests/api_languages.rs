@@ -173,3 +173,71 @@ fn store_images_serve_runs_with_their_defaults() {
         assert_eq!(r.status, 422, "{body}: {}", r.text());
     }
 }
+
+fn image_cmd(state_dir: &std::path::Path, args: &[&str]) -> std::process::Output {
+    common::sandcell()
+        .arg("image")
+        .args(args)
+        .arg("--state-dir")
+        .arg(state_dir)
+        .output()
+        .expect("run sandcell image")
+}
+
+#[test]
+fn a_store_image_is_leased_until_its_run_ends() {
+    let Some(rootfs) = common::setup() else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    // A private store with the busybox rootfs imported as "bb".
+    let tarball = dir.path().join("bb.tar");
+    let tar = std::process::Command::new("tar")
+        .arg("-C")
+        .arg(&rootfs)
+        .arg("-cf")
+        .arg(&tarball)
+        .arg(".")
+        .status();
+    if !common::require(tar.is_ok_and(|s| s.success()), "needs tar") {
+        return;
+    }
+    let state = dir.path().join("state");
+    let out = image_cmd(
+        &state,
+        &["import", "--name", "bb", tarball.to_str().unwrap()],
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+
+    let key = create_app(&state, "judge", 4);
+    let d = Daemon::start(&state, &rootfs, &[]);
+    let r = d.post_run(
+        &key,
+        &json!({"image": "bb:latest", "cmd": ["sh", "-c", "sleep 1; echo leased"]}),
+    );
+    assert_eq!(r.status, 202, "{}", r.text());
+    let id = r.json()["id"].as_str().unwrap().to_string();
+    // Accepted, so leased: removal is refused while the run is queued or running.
+    let rm = image_cmd(&state, &["rm", "bb"]);
+    assert!(!rm.status.success(), "image rm succeeded during the run");
+    assert!(
+        String::from_utf8_lossy(&rm.stderr).contains("in use"),
+        "{}",
+        String::from_utf8_lossy(&rm.stderr)
+    );
+    let done = d.wait_done(&key, &id, Duration::from_secs(30));
+    assert_eq!(done["result"]["stdout"], "leased\n", "{done}");
+    let rm = image_cmd(&state, &["rm", "bb"]);
+    assert!(
+        rm.status.success(),
+        "image rm after the run: {}",
+        String::from_utf8_lossy(&rm.stderr)
+    );
+    let r = d.post_run(&key, &json!({"image": "bb", "cmd": ["true"]}));
+    assert_eq!(r.status, 422, "{}", r.text());
+    assert_eq!(r.error_code(), "unknown_image");
+}

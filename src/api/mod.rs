@@ -10,6 +10,7 @@ pub mod auth;
 pub mod config;
 pub mod dto;
 pub mod error;
+pub mod gradings;
 pub mod images;
 pub mod live;
 pub mod metrics;

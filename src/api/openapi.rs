@@ -5,7 +5,7 @@ use std::sync::OnceLock;
 use utoipa::openapi::security::{Http, HttpAuthScheme, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
-use super::routes::{events, meta, runs};
+use super::routes::{events, gradings, meta, runs};
 
 struct BearerAuth;
 
@@ -25,6 +25,7 @@ impl Modify for BearerAuth {
     paths(
         runs::create_run, runs::get_run, runs::delete_run, runs::list_runs,
         events::run_events,
+        gradings::create_grading, gradings::get_grading, gradings::grading_events,
         meta::images, meta::languages, meta::healthz, meta::readyz, meta::metrics, meta::openapi,
     ),
     modifiers(&BearerAuth),

@@ -8,6 +8,7 @@ use tokio::sync::watch;
 
 use super::auth::{anonymous_app, KeyCache};
 use super::config::ServeConfig;
+use super::gradings::Gradings;
 use super::images::ImageCatalog;
 use super::live::{LiveRun, LiveRuns, Quotas};
 use super::metrics::Metrics;
@@ -38,6 +39,8 @@ pub struct Shared {
     pub quotas: Arc<Quotas>,
     pub metrics: Metrics,
     pub catalog: ImageCatalog,
+    /// Gradings (`/v1/gradings`), in memory.
+    pub gradings: Arc<Gradings>,
     /// True once SIGTERM arrived.
     pub shutting_down: watch::Sender<bool>,
 }
@@ -54,6 +57,7 @@ impl Shared {
             live: LiveRuns::default(),
             quotas: Arc::new(Quotas::default()),
             metrics: Metrics::default(),
+            gradings: Arc::default(),
             shutting_down: watch::Sender::new(false),
         }
     }

@@ -1,6 +1,7 @@
 //! The router: every route of API v1 plus the JSON fallbacks and the panic guard.
 
 pub mod events;
+pub mod gradings;
 pub mod meta;
 pub mod runs;
 
@@ -50,6 +51,7 @@ fn v1_routes() -> Router<AppState> {
         .route("/v1/runs/{id}/events", get(events::run_events))
         .route("/v1/images", get(meta::images))
         .route("/v1/languages", get(meta::languages))
+        .merge(gradings::routes())
 }
 
 /// The whole HTTP API over `state`.

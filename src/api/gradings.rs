@@ -1,0 +1,323 @@
+//! Gradings of the daemon (`/v1/gradings`): the in-memory registry, the bound on concurrent
+//! gradings, and the std thread each grading runs on.
+//!
+//! Gradings live in memory only (not in the SQLite store): they are lost when the daemon
+//! restarts, and only the newest [`MAX_KEPT`] finished ones are kept.
+//!
+//! Each grading gets its own std thread (never a tokio thread: `grade()` blocks and starts
+//! scoped threads of its own). Identity changes in cells are raw syscalls (see
+//! `sandbox::sys`), so threads created while other workers clone cells are safe.
+
+use std::collections::{HashMap, VecDeque};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
+use std::time::{Duration, Instant};
+
+use serde::{Deserialize, Serialize};
+use tokio::sync::watch;
+use utoipa::ToSchema;
+
+use super::live::QuotaGuard;
+use super::store::now_ms;
+use crate::grade::{self, GradeEvent, GradeOptions, PreparedSuite};
+use crate::sandbox::{CancelToken, Launcher};
+
+/// Finished gradings kept for `GET /v1/gradings/{id}` (the oldest are forgotten first).
+pub const MAX_KEPT: usize = 1000;
+
+/// Where a grading is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum GradingStatus {
+    Queued,
+    Running,
+    Done,
+}
+
+/// One SSE event of a grading: its name and JSON data.
+#[derive(Debug, Clone)]
+pub struct GradingEvent {
+    pub name: &'static str,
+    pub data: String,
+}
+
+#[derive(Debug)]
+struct Progress {
+    status: GradingStatus,
+    started_at: Option<i64>,
+    finished_at: Option<i64>,
+    /// `compiled` and `test` events so far (bounded by the suite's test count).
+    events: Vec<GradingEvent>,
+    /// The report as JSON (with `id` and `status`), once done.
+    report: Option<Arc<serde_json::Value>>,
+}
+
+/// A snapshot of a grading for the routes.
+#[derive(Debug, Clone)]
+pub struct GradingSnapshot {
+    pub status: GradingStatus,
+    pub created_at: i64,
+    pub started_at: Option<i64>,
+    pub finished_at: Option<i64>,
+    pub events: Vec<GradingEvent>,
+    pub report: Option<Arc<serde_json::Value>>,
+}
+
+/// One grading, queued, running or done.
+#[derive(Debug)]
+pub struct Grading {
+    pub id: String,
+    pub app: String,
+    pub created_at: i64,
+    pub cancel: CancelToken,
+    progress: Mutex<Progress>,
+    /// Bumped on every change; readers wait on it.
+    version: watch::Sender<u64>,
+}
+
+impl Grading {
+    fn lock(&self) -> MutexGuard<'_, Progress> {
+        self.progress.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn changed(&self) {
+        self.version.send_modify(|v| *v += 1);
+    }
+
+    /// The grading now; events from `from` on.
+    pub fn snapshot(&self, from: usize) -> GradingSnapshot {
+        let p = self.lock();
+        GradingSnapshot {
+            status: p.status,
+            created_at: self.created_at,
+            started_at: p.started_at,
+            finished_at: p.finished_at,
+            events: p.events.get(from..).unwrap_or_default().to_vec(),
+            report: p.report.clone(),
+        }
+    }
+
+    /// A receiver that sees every later change (subscribe before [`Grading::snapshot`]).
+    pub fn subscribe(&self) -> watch::Receiver<u64> {
+        self.version.subscribe()
+    }
+
+    /// Waits until the grading is done and returns its report.
+    pub async fn done(&self) -> Arc<serde_json::Value> {
+        let mut rx = self.subscribe();
+        loop {
+            if let Some(report) = self.lock().report.clone() {
+                return report;
+            }
+            if rx.changed().await.is_err() {
+                // The sender lives in self: unreachable, but never hang.
+                std::future::pending::<()>().await;
+            }
+        }
+    }
+
+    fn set_running(&self) {
+        {
+            let mut p = self.lock();
+            p.status = GradingStatus::Running;
+            p.started_at = Some(now_ms());
+        }
+        self.changed();
+    }
+
+    fn push(&self, name: &'static str, data: String) {
+        self.lock().events.push(GradingEvent { name, data });
+        self.changed();
+    }
+
+    fn finish(&self, report: serde_json::Value) {
+        {
+            let mut p = self.lock();
+            p.status = GradingStatus::Done;
+            p.finished_at = Some(now_ms());
+            p.report = Some(Arc::new(report));
+        }
+        self.changed();
+    }
+}
+
+/// Why a grading could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    #[error("{0} gradings are already running")]
+    Full(usize),
+    #[error("the daemon has no launcher yet")]
+    NoLauncher,
+    #[error("cannot create a cancel token: {0}")]
+    Cancel(std::io::Error),
+    #[error("cannot start the grading thread: {0}")]
+    Thread(std::io::Error),
+}
+
+/// What a grading runs with.
+#[derive(Debug)]
+pub struct GradingJob {
+    pub suite: PreparedSuite,
+    pub jobs: usize,
+    pub allow_degraded: bool,
+    /// The app's quota unit, held until the grading ends.
+    pub quota: QuotaGuard,
+}
+
+#[derive(Debug, Default)]
+struct Registry {
+    all: HashMap<String, Arc<Grading>>,
+    /// Finished ids, oldest first.
+    finished: VecDeque<String>,
+}
+
+/// Every grading of the daemon, and the slots of concurrently running ones.
+#[derive(Debug, Default)]
+pub struct Gradings {
+    registry: Mutex<Registry>,
+    running: Arc<AtomicUsize>,
+    launcher: OnceLock<Arc<Launcher>>,
+}
+
+/// Gives a running slot back on drop (also when the grading thread panics).
+struct Slot(Arc<AtomicUsize>);
+
+impl Drop for Slot {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::AcqRel);
+    }
+}
+
+impl Gradings {
+    fn registry(&self) -> MutexGuard<'_, Registry> {
+        self.registry.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// The daemon's launcher, shared with the run workers (set once at start).
+    pub fn set_launcher(&self, launcher: Arc<Launcher>) {
+        let _ = self.launcher.set(launcher);
+    }
+
+    pub fn get(&self, id: &str) -> Option<Arc<Grading>> {
+        self.registry().all.get(id).cloned()
+    }
+
+    /// Gradings running now.
+    pub fn running(&self) -> usize {
+        self.running.load(Ordering::Acquire)
+    }
+
+    fn take_slot(&self, max: usize) -> Option<Slot> {
+        self.running
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| {
+                (n < max).then_some(n + 1)
+            })
+            .ok()
+            .map(|_| Slot(self.running.clone()))
+    }
+
+    /// Starts `job` on its own thread unless `max` gradings are running already.
+    pub fn start(
+        self: &Arc<Self>,
+        id: String,
+        app: String,
+        job: GradingJob,
+        max: usize,
+    ) -> Result<Arc<Grading>, StartError> {
+        let launcher = self.launcher.get().cloned().ok_or(StartError::NoLauncher)?;
+        let slot = self.take_slot(max).ok_or(StartError::Full(max))?;
+        let grading = Arc::new(Grading {
+            id: id.clone(),
+            app,
+            created_at: now_ms(),
+            cancel: CancelToken::new().map_err(StartError::Cancel)?,
+            progress: Mutex::new(Progress {
+                status: GradingStatus::Queued,
+                started_at: None,
+                finished_at: None,
+                events: Vec::new(),
+                report: None,
+            }),
+            version: watch::Sender::new(0),
+        });
+        self.registry().all.insert(id.clone(), grading.clone());
+        let this = self.clone();
+        let g = grading.clone();
+        let spawned = std::thread::Builder::new()
+            .name(format!("grading-{}", id.get(..8).unwrap_or(&id)))
+            .spawn(move || {
+                let _slot = slot;
+                run(&launcher, &g, job);
+                this.forget_old(&g.id);
+            });
+        if let Err(e) = spawned {
+            self.registry().all.remove(&id);
+            return Err(StartError::Thread(e));
+        }
+        Ok(grading)
+    }
+
+    fn forget_old(&self, finished_id: &str) {
+        let mut r = self.registry();
+        r.finished.push_back(finished_id.to_string());
+        while r.finished.len() > MAX_KEPT {
+            if let Some(old) = r.finished.pop_front() {
+                r.all.remove(&old);
+            }
+        }
+    }
+
+    /// Cancels every unfinished grading and waits up to `within` for them to end.
+    pub fn shutdown(&self, within: Duration) {
+        for g in self.registry().all.values() {
+            if g.lock().status != GradingStatus::Done {
+                g.cancel.cancel();
+            }
+        }
+        let deadline = Instant::now() + within;
+        while self.running() > 0 && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+}
+
+/// The report JSON the routes answer: the CLI's `--format json` report plus `id`, `status`.
+fn report_json(id: &str, report: &grade::GradeReport) -> serde_json::Value {
+    let mut value = serde_json::to_value(report).unwrap_or_else(|e| {
+        serde_json::json!({ "verdict": "XX", "message": format!("cannot encode the report: {e}") })
+    });
+    if let Some(map) = value.as_object_mut() {
+        map.insert("id".into(), id.into());
+        map.insert("status".into(), "done".into());
+    }
+    value
+}
+
+fn run(launcher: &Launcher, grading: &Grading, job: GradingJob) {
+    let _quota = job.quota;
+    grading.set_running();
+    let started = Instant::now();
+    let opts = GradeOptions {
+        jobs: job.jobs,
+        fail_fast: false,
+        temp_dir: std::env::temp_dir(),
+        cancel: Some(grading.cancel.clone()),
+        allow_degraded: job.allow_degraded,
+    };
+    let report = grade::grade(launcher, &job.suite, &opts, &mut |event| match event {
+        GradeEvent::Compiled(c) => {
+            grading.push("compiled", serde_json::to_string(c).unwrap_or_default())
+        }
+        GradeEvent::Test(t) => grading.push("test", serde_json::to_string(t).unwrap_or_default()),
+    });
+    tracing::info!(
+        grading = %grading.id,
+        app = %grading.app,
+        verdict = %report.verdict,
+        passed = report.passed,
+        total = report.total,
+        wall_ms = started.elapsed().as_millis() as u64,
+        "grading finished"
+    );
+    grading.finish(report_json(&grading.id, &report));
+}

@@ -1,0 +1,271 @@
+//! End-to-end tests of `/v1/gradings`: the real daemon on a loopback port grading the shipped
+//! example suites in the real cpp and python images, compared with `sandcell grade`.
+
+mod api_support;
+mod common;
+mod grade_support;
+
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use api_support::{create_app, read_events, Daemon};
+use grade_support::{grade_json, images, repo, test, verdicts};
+use serde_json::{json, Value};
+
+struct Env {
+    daemon: Daemon,
+    key: String,
+    images: std::path::PathBuf,
+    _dir: tempfile::TempDir,
+}
+
+/// A daemon whose state dir shares the image store holding cpp and python.
+fn env() -> Option<Env> {
+    let images = images()?;
+    let rootfs = common::setup()?;
+    let dir = tempfile::tempdir().unwrap();
+    std::os::unix::fs::symlink(images.join("images"), dir.path().join("images")).unwrap();
+    let key = create_app(dir.path(), "grader", 8);
+    let daemon = Daemon::start(dir.path(), &rootfs, &["--workers", "2"]);
+    Some(Env {
+        daemon,
+        key,
+        images,
+        _dir: dir,
+    })
+}
+
+/// Every file under `dir`, relative to it.
+fn files_under(dir: &Path, prefix: &str, out: &mut Vec<Value>) {
+    let mut entries: Vec<_> = std::fs::read_dir(dir).unwrap().flatten().collect();
+    entries.sort_by_key(|e| e.file_name());
+    for entry in entries {
+        let name = format!("{prefix}{}", entry.file_name().to_string_lossy());
+        if entry.path().is_dir() {
+            files_under(&entry.path(), &format!("{name}/"), out);
+        } else {
+            let content = std::fs::read_to_string(entry.path()).unwrap();
+            out.push(json!({"path": name, "content": content}));
+        }
+    }
+}
+
+/// The request for an example suite (`examples/NAME/suite.toml`) with `solution` as the
+/// submission: the suite as JSON, every file of the example's directory uploaded.
+fn request(example: &str, solution: &str, wait: bool) -> Value {
+    let dir = repo().join("examples").join(example);
+    let text = std::fs::read_to_string(dir.join("suite.toml")).unwrap();
+    let suite = sandcell::grade::parse(&text, sandcell::grade::SuiteFormat::Toml).unwrap();
+    let mut suite = serde_json::to_value(&suite).unwrap();
+    suite["submission"] = json!([format!("solutions/{solution}")]);
+    let mut files = Vec::new();
+    files_under(&dir, "", &mut files);
+    json!({"suite": suite, "files": files, "wait": wait, "jobs": 2})
+}
+
+fn post(e: &Env, body: &Value) -> api_support::Response {
+    e.daemon.request(
+        "POST",
+        "/v1/gradings",
+        Some(&e.key),
+        Some(&body.to_string()),
+    )
+}
+
+fn cli(e: &Env, example: &str, solution: &str) -> Value {
+    let suite = format!("examples/{example}/suite.toml");
+    let sub = format!("examples/{example}/solutions/{solution}");
+    grade_json(
+        Some(&e.images),
+        &[&suite, "--jobs", "2", "--submission", &sub],
+    )
+    .0
+}
+
+/// The per-test facts that must match the CLI (times and memory vary between runs).
+fn facts(report: &Value) -> Vec<(String, String, Option<String>)> {
+    report["tests"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| {
+            (
+                t["name"].as_str().unwrap_or("?").to_string(),
+                t["verdict"].as_str().unwrap_or("?").to_string(),
+                t["diff"].as_str().map(str::to_string),
+            )
+        })
+        .collect()
+}
+
+fn same_as_cli(e: &Env, example: &str, solution: &str) -> Value {
+    let r = post(e, &request(example, solution, true));
+    assert_eq!(r.status, 200, "{}", r.text());
+    let http = r.json();
+    assert_eq!(http["status"], "done");
+    assert!(http["id"].as_str().is_some_and(|id| id.len() >= 16));
+    let cli = cli(e, example, solution);
+    assert_eq!(http["schema"], cli["schema"]);
+    assert_eq!(http["suite"], cli["suite"]);
+    assert_eq!(http["verdict"], cli["verdict"], "{http:#}\n{cli:#}");
+    assert_eq!(http["passed"], cli["passed"]);
+    assert_eq!(http["total"], cli["total"]);
+    assert_eq!(http["score"], cli["score"]);
+    assert_eq!(http["cells"], cli["cells"]);
+    assert_eq!(facts(&http), facts(&cli), "{http:#}\n{cli:#}");
+    // Same keys as the CLI's report, plus id and status.
+    let mut keys: Vec<_> = http.as_object().unwrap().keys().cloned().collect();
+    keys.retain(|k| k != "id" && k != "status");
+    let cli_keys: Vec<_> = cli.as_object().unwrap().keys().cloned().collect();
+    assert_eq!(keys, cli_keys);
+    http
+}
+
+#[test]
+fn cpp_sum_verdicts_match_the_cli() {
+    let Some(e) = env() else { return };
+    let ok = same_as_cli(&e, "sum", "correct.cpp");
+    assert_eq!(ok["verdict"], "AC");
+    assert!(verdicts(&ok).iter().all(|v| v == "AC"), "{ok:#}");
+    let wrong = same_as_cli(&e, "sum", "wrong.cpp");
+    assert_eq!(wrong["verdict"], "WA");
+    assert_eq!(test(&wrong, "int32-overflow")["verdict"], "WA");
+    assert!(test(&wrong, "int32-overflow")["diff"]
+        .as_str()
+        .unwrap_or_default()
+        .contains("expected 2147483648"));
+    let ce = same_as_cli(&e, "sum", "compile_error.cpp");
+    assert_eq!(ce["verdict"], "CE");
+    assert_eq!(ce["cells"]["tests"], 0);
+}
+
+#[test]
+fn python_split_with_a_checker_matches_the_cli() {
+    let Some(e) = env() else { return };
+    let ok = same_as_cli(&e, "split", "correct.py");
+    assert_eq!(ok["verdict"], "AC", "{ok:#}");
+    let wrong = same_as_cli(&e, "split", "wrong.py");
+    assert_ne!(wrong["verdict"], "AC", "{wrong:#}");
+}
+
+#[test]
+fn async_grading_polls_to_done_and_streams_every_test_before_done() {
+    let Some(e) = env() else { return };
+    let r = post(&e, &request("sum", "wrong.cpp", false));
+    assert_eq!(r.status, 202, "{}", r.text());
+    let id = r.json()["id"].as_str().unwrap().to_string();
+    assert_eq!(r.json()["status"], "queued");
+    assert_eq!(
+        r.header("location"),
+        Some(format!("/v1/gradings/{id}").as_str())
+    );
+
+    let events = read_events(e.daemon.addr, &format!("/v1/gradings/{id}/events"), &e.key);
+    let names: Vec<&str> = events.iter().map(|(_, n, _)| n.as_str()).collect();
+    assert_eq!(names.first(), Some(&"status"), "{names:?}");
+    assert_eq!(names.get(1), Some(&"compiled"), "{names:?}");
+    assert_eq!(names.last(), Some(&"done"), "{names:?}");
+    let tests: Vec<&Value> = events
+        .iter()
+        .filter(|(_, n, _)| n == "test")
+        .map(|(_, _, d)| d)
+        .collect();
+    assert_eq!(tests.len(), 10, "{names:?}");
+    assert_eq!(names.len(), 13, "{names:?}");
+    let done = &events.last().unwrap().2;
+    assert_eq!(done["id"], id.as_str());
+    for t in &tests {
+        assert_eq!(
+            t["verdict"],
+            test(done, t["name"].as_str().unwrap())["verdict"]
+        );
+    }
+
+    // Polling reaches the same report.
+    let deadline = Instant::now() + Duration::from_secs(120);
+    let view = loop {
+        let r = e
+            .daemon
+            .request("GET", &format!("/v1/gradings/{id}"), Some(&e.key), None);
+        assert_eq!(r.status, 200, "{}", r.text());
+        let v = r.json();
+        if v["status"] == "done" {
+            break v;
+        }
+        assert!(Instant::now() < deadline, "grading never finished: {v}");
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    assert_eq!(view["verdict"], "WA");
+    assert_eq!(view["report"], *done);
+    assert!(view["finished_at"].as_i64() >= view["created_at"].as_i64());
+}
+
+#[test]
+fn bad_requests_are_answered_with_json_errors() {
+    let Some(e) = env() else { return };
+    // A bad suite names the field.
+    let mut body = request("sum", "correct.cpp", true);
+    body["suite"]["tests"][2]["comparator"] = json!("fuzzy");
+    let r = post(&e, &body);
+    assert_eq!(r.status, 422, "{}", r.text());
+    assert_eq!(r.error_code(), "invalid_suite");
+    assert!(r.text().contains("tests[2].comparator"), "{}", r.text());
+
+    // A file the suite names is missing.
+    let mut body = request("sum", "correct.cpp", true);
+    body["files"]
+        .as_array_mut()
+        .unwrap()
+        .retain(|f| f["path"] != "tests/int64.out");
+    let r = post(&e, &body);
+    assert_eq!(r.status, 422, "{}", r.text());
+    assert!(r.text().contains("expected_file"), "{}", r.text());
+
+    // Host directories are refused.
+    let mut body = request("sum", "correct.cpp", true);
+    body["suite"]["language"] = Value::Null;
+    body["suite"]["rootfs"] = json!("/");
+    let r = post(&e, &body);
+    assert_eq!(r.status, 422, "{}", r.text());
+
+    // Paths escaping the suite.
+    let mut body = request("sum", "correct.cpp", true);
+    body["files"][0]["path"] = json!("../x");
+    let r = post(&e, &body);
+    assert_eq!(r.status, 422, "{}", r.text());
+
+    // Unknown request field, malformed JSON.
+    let mut body = request("sum", "correct.cpp", true);
+    body["jbos"] = json!(2);
+    assert_eq!(post(&e, &body).status, 400);
+    let r = e
+        .daemon
+        .request("POST", "/v1/gradings", Some(&e.key), Some("{"));
+    assert_eq!(r.status, 400);
+    assert_eq!(r.error_code(), "invalid_json");
+
+    // No key; a wrong key; an unknown grading.
+    let body = request("sum", "correct.cpp", true).to_string();
+    let r = e.daemon.request("POST", "/v1/gradings", None, Some(&body));
+    assert_eq!(r.status, 401, "{}", r.text());
+    let r = e
+        .daemon
+        .request("POST", "/v1/gradings", Some("sk_wrong"), Some(&body));
+    assert_eq!(r.status, 401, "{}", r.text());
+    let r = e.daemon.request("GET", "/v1/gradings/nope", None, None);
+    assert_eq!(r.status, 401);
+    let r = e
+        .daemon
+        .request("GET", "/v1/gradings/nope", Some(&e.key), None);
+    assert_eq!(r.status, 404);
+
+    // The OpenAPI document lists the routes.
+    let doc = e.daemon.request("GET", "/openapi.json", None, None).json();
+    for path in [
+        "/v1/gradings",
+        "/v1/gradings/{id}",
+        "/v1/gradings/{id}/events",
+    ] {
+        assert!(doc["paths"][path].is_object(), "{path} missing");
+    }
+}
