@@ -173,7 +173,6 @@ pub fn serve(config: ServeConfig) -> Result<(), ServeError> {
     let grace = Duration::from_secs(config.shutdown_grace_secs);
     let shared = Arc::new(Shared::new(config, store));
     shared.gradings.set_launcher(launcher.clone());
-    shared.gradings.set_launcher(launcher.clone());
     let (ended, requeued) = recover(&shared)?;
     if ended + requeued > 0 {
         tracing::warn!(ended, requeued, "recovered runs of the previous process");
@@ -243,7 +242,6 @@ pub fn serve(config: ServeConfig) -> Result<(), ServeError> {
     for handle in handles {
         let _ = handle.join();
     }
-    shared.gradings.shutdown(grace);
     shared.gradings.shutdown(grace);
     runtime.shutdown_timeout(Duration::from_secs(1));
     shared.store.checkpoint()?;
