@@ -21,12 +21,16 @@ struct Env {
 
 /// A daemon whose state dir shares the image store holding cpp and python.
 fn env() -> Option<Env> {
+    env_with_workers("2")
+}
+
+fn env_with_workers(workers: &str) -> Option<Env> {
     let images = images()?;
     let rootfs = common::setup()?;
     let dir = tempfile::tempdir().unwrap();
     std::os::unix::fs::symlink(images.join("images"), dir.path().join("images")).unwrap();
     let key = create_app(dir.path(), "grader", 8);
-    let daemon = Daemon::start(dir.path(), &rootfs, &["--workers", "2"]);
+    let daemon = Daemon::start(dir.path(), &rootfs, &["--workers", workers]);
     Some(Env {
         daemon,
         key,
@@ -268,4 +272,37 @@ fn bad_requests_are_answered_with_json_errors() {
     ] {
         assert!(doc["paths"][path].is_object(), "{path} missing");
     }
+}
+
+#[test]
+fn gradings_beyond_the_bound_get_503_with_retry_after() {
+    // One worker: one grading at a time.
+    let Some(e) = env_with_workers("1") else {
+        return;
+    };
+    let slow = json!({
+        "suite": {
+            "language": "cpp",
+            "submission": ["main.cpp"],
+            "compile": ["sh", "-c", "sleep 30"],
+            "tests": [{"name": "t", "stdin": "", "expected_stdout": ""}]
+        },
+        "files": [{"path": "main.cpp", "content": "int main() {}"}],
+        "wait": false
+    });
+    let first = post(&e, &slow);
+    assert_eq!(first.status, 202, "{}", first.text());
+    let id = first.json()["id"].as_str().unwrap().to_string();
+    // The first one is still compiling (30 s): the second is turned away.
+    let second = post(&e, &request("sum", "correct.cpp", true));
+    assert_eq!(second.status, 503, "{}", second.text());
+    assert_eq!(second.error_code(), "gradings_full");
+    assert!(second.header("retry-after").is_some());
+    let r = e
+        .daemon
+        .request("GET", &format!("/v1/gradings/{id}"), Some(&e.key), None);
+    assert_eq!(r.json()["status"], "running", "{}", r.text());
+    // SIGTERM cancels the running grading and the daemon exits cleanly.
+    let status = e.daemon.stop();
+    assert!(status.success(), "{status:?}");
 }
