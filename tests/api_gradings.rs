@@ -200,6 +200,15 @@ fn async_grading_polls_to_done_and_streams_every_test_before_done() {
         std::thread::sleep(Duration::from_millis(100));
     };
     assert_eq!(view["verdict"], "WA");
+    // Another app sees neither the grading nor its events.
+    let other = create_app(&e.daemon.state_dir, "other", 1);
+    for path in [
+        format!("/v1/gradings/{id}"),
+        format!("/v1/gradings/{id}/events"),
+    ] {
+        let r = e.daemon.request("GET", &path, Some(&other), None);
+        assert_eq!(r.status, 403, "{path}: {}", r.text());
+    }
     assert_eq!(view["report"], *done);
     assert!(view["finished_at"].as_i64() >= view["created_at"].as_i64());
 }
