@@ -25,9 +25,7 @@ pub fn require(condition: bool, why: &str) -> bool {
 
 /// The test needs root (real cells).
 pub fn require_root() -> bool {
-    // SAFETY: geteuid has no preconditions and cannot fail.
-    let euid = unsafe { libc::geteuid() };
-    require(euid == 0, "needs root to create cells")
+    require(nix::unistd::geteuid().is_root(), "needs root to create cells")
 }
 
 /// The busybox rootfs built by scripts/build-test-rootfs (or SANDCELL_TEST_ROOTFS).
