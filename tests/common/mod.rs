@@ -25,7 +25,10 @@ pub fn require(condition: bool, why: &str) -> bool {
 
 /// The test needs root (real cells).
 pub fn require_root() -> bool {
-    require(nix::unistd::geteuid().is_root(), "needs root to create cells")
+    require(
+        nix::unistd::geteuid().is_root(),
+        "needs root to create cells",
+    )
 }
 
 /// The busybox rootfs built by scripts/build-test-rootfs (or SANDCELL_TEST_ROOTFS).
