@@ -316,40 +316,12 @@ fn apply_image_defaults(
         }
     }
     if let (Some(user), false) = (&config.user, args.uid != crate::spec::DEFAULT_UID) {
-        if let Some((uid, gid)) = image_user(&image.rootfs, user) {
+        if let Some((uid, gid)) = crate::image::image_user(&image.rootfs, user) {
             spec.uid = uid;
             spec.gid = args.gid.unwrap_or(gid);
         }
     }
     Ok(())
-}
-
-/// Resolves an OCI `User` (`uid[:gid]` or a name in the image's /etc/passwd). Root is never
-/// used: cells always run unprivileged, so `root`/`0` keeps the default identity.
-fn image_user(rootfs: &std::path::Path, user: &str) -> Option<(u32, u32)> {
-    let (u, g) = match user.split_once(':') {
-        Some((u, g)) => (u, Some(g)),
-        None => (user, None),
-    };
-    let passwd = std::fs::read_to_string(rootfs.join("etc/passwd")).unwrap_or_default();
-    let lookup = |name: &str| -> Option<(u32, u32)> {
-        passwd.lines().find_map(|l| {
-            let f: Vec<&str> = l.split(':').collect();
-            if f.first() != Some(&name) {
-                return None;
-            }
-            Some((f.get(2)?.parse().ok()?, f.get(3)?.parse().ok()?))
-        })
-    };
-    let (uid, default_gid) = match u.parse::<u32>() {
-        Ok(uid) => (uid, uid),
-        Err(_) => lookup(u)?,
-    };
-    let gid = match g {
-        Some(g) => g.parse().ok()?,
-        None => default_gid,
-    };
-    (uid != 0 && gid != 0).then_some((uid, gid))
 }
 
 /// Writes the program's output to ours as it arrives.

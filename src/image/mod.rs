@@ -33,7 +33,7 @@ mod stream;
 pub mod tarball;
 pub mod unpack;
 
-pub use config::ImageConfig;
+pub use config::{image_user, ImageConfig};
 pub use error::{ImageError, LimitExceeded};
 pub use limits::UnpackLimits;
 pub use meter::Meter;
