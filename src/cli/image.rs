@@ -7,8 +7,8 @@ use std::path::PathBuf;
 /// Where the store lives.
 #[derive(Debug, Clone, clap::Args)]
 pub struct StoreArgs {
-    /// State directory (the store is its `images/` subdirectory) [default: /var/lib/sandcell]
-    #[arg(long, env = "SANDCELL_STATE_DIR", value_name = "DIR")]
+    /// State directory (the store is its `images/` subdirectory) [default: $SANDCELL_STATE_DIR or /var/lib/sandcell]
+    #[arg(long, value_name = "DIR")]
     pub state_dir: Option<PathBuf>,
 }
 

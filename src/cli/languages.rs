@@ -8,8 +8,8 @@ use crate::lang::{list_languages, Language};
 
 #[derive(Debug, clap::Args)]
 pub struct LanguagesArgs {
-    /// State directory holding the image store.
-    #[arg(long, env = "SANDCELL_STATE_DIR")]
+    /// State directory holding the image store [default: $SANDCELL_STATE_DIR or /var/lib/sandcell].
+    #[arg(long)]
     pub state_dir: Option<PathBuf>,
     /// Print a JSON array instead of a table.
     #[arg(long)]

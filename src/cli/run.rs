@@ -137,8 +137,8 @@ pub struct RunArgs {
     /// Source file for --lang (repeatable; stored in the work dir under its file name).
     #[arg(long = "file", requires = "lang")]
     pub files: Vec<PathBuf>,
-    /// The image store (for --image and --lang).
-    #[arg(long, env = "SANDCELL_STATE_DIR")]
+    /// The image store (for --image and --lang) [default: $SANDCELL_STATE_DIR or /var/lib/sandcell].
+    #[arg(long)]
     pub state_dir: Option<PathBuf>,
     /// Print one JSON RunResult on stdout instead of passing output through.
     #[arg(long)]
