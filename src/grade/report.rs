@@ -241,6 +241,28 @@ pub struct GradeReport {
 }
 
 impl GradeReport {
+    /// A report of suite `suite` with no tests and nothing summarised yet.
+    pub fn empty(suite: &str) -> GradeReport {
+        GradeReport {
+            schema: SCHEMA.into(),
+            suite: suite.into(),
+            verdict: String::new(),
+            passed: 0,
+            total: 0,
+            score: 0.0,
+            max_score: 0.0,
+            max_time_ms: 0,
+            max_wall_time_ms: 0,
+            max_memory_bytes: None,
+            elapsed_ms: 0,
+            cells: CellCounts::default(),
+            compile: None,
+            checker_compile: None,
+            message: None,
+            tests: Vec::new(),
+        }
+    }
+
     /// Fills in the summary fields from the tests, compile outcome and message.
     pub fn summarise(&mut self) {
         self.total = self.tests.len();
@@ -308,22 +330,8 @@ mod tests {
 
     fn report(tests: Vec<TestOutcome>) -> GradeReport {
         let mut r = GradeReport {
-            schema: SCHEMA.into(),
-            suite: "s".into(),
-            verdict: String::new(),
-            passed: 0,
-            total: 0,
-            score: 0.0,
-            max_score: 0.0,
-            max_time_ms: 0,
-            max_wall_time_ms: 0,
-            max_memory_bytes: None,
-            elapsed_ms: 0,
-            cells: CellCounts::default(),
-            compile: None,
-            checker_compile: None,
-            message: None,
             tests,
+            ..GradeReport::empty("s")
         };
         r.summarise();
         r

@@ -18,7 +18,7 @@ use crate::spec::{BindMount, LimitBounds, Limits, RunSpec, StdinSource, DEFAULT_
 use super::checker::{run_checker, CheckerVerdict};
 use super::comparator::{compare, compare_regex, Comparator};
 use super::prepare::{BoxFile, PreparedSuite, PreparedTest};
-use super::report::{CellCounts, CompileOutcome, GradeReport, TestOutcome, TestVerdict, SCHEMA};
+use super::report::{CompileOutcome, GradeReport, TestOutcome, TestVerdict};
 use super::workspace::BoxDir;
 
 /// How to grade.
@@ -78,24 +78,7 @@ pub fn grade(
     on_event: &mut dyn FnMut(GradeEvent<'_>),
 ) -> GradeReport {
     let started = Instant::now();
-    let mut report = GradeReport {
-        schema: SCHEMA.into(),
-        suite: suite.name.clone(),
-        verdict: String::new(),
-        passed: 0,
-        total: 0,
-        score: 0.0,
-        max_score: 0.0,
-        max_time_ms: 0,
-        max_wall_time_ms: 0,
-        max_memory_bytes: None,
-        elapsed_ms: 0,
-        cells: CellCounts::default(),
-        compile: None,
-        checker_compile: None,
-        message: None,
-        tests: Vec::new(),
-    };
+    let mut report = GradeReport::empty(&suite.name);
     let skip_all = |why: &str| -> Vec<TestOutcome> {
         suite
             .tests
