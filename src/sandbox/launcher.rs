@@ -400,39 +400,29 @@ fn cgroup_limits(spec: &RunSpec) -> CgroupLimits {
     }
 }
 
+/// RLIMIT_`name` with equal soft and hard values.
+fn rlimit(resource: u32, value: u64, name: &'static str) -> Step {
+    Step::SetRlimit {
+        resource,
+        soft: value,
+        hard: value,
+        name,
+    }
+}
+
 fn rlimit_steps(spec: &RunSpec, have_cgroup: bool) -> Vec<Step> {
     let l = &spec.limits;
     let mut steps = vec![
-        Step::SetRlimit {
-            resource: libc::RLIMIT_NOFILE,
-            soft: l.open_files,
-            hard: l.open_files,
-            name: "NOFILE",
-        },
-        Step::SetRlimit {
-            resource: libc::RLIMIT_CORE,
-            soft: 0,
-            hard: 0,
-            name: "CORE",
-        },
+        rlimit(libc::RLIMIT_NOFILE, l.open_files, "NOFILE"),
+        rlimit(libc::RLIMIT_CORE, 0, "CORE"),
+        rlimit(libc::RLIMIT_FSIZE, l.file_size.unwrap_or(l.disk), "FSIZE"),
     ];
-    let fsize = l.file_size.unwrap_or(l.disk);
-    steps.push(Step::SetRlimit {
-        resource: libc::RLIMIT_FSIZE,
-        soft: fsize,
-        hard: fsize,
-        name: "FSIZE",
-    });
     if let Some(stack) = l.stack {
-        steps.push(Step::SetRlimit {
-            resource: libc::RLIMIT_STACK,
-            soft: stack,
-            hard: stack,
-            name: "STACK",
-        });
+        steps.push(rlimit(libc::RLIMIT_STACK, stack, "STACK"));
     }
     if let Some(cpu) = l.cpu_time {
-        // Per-process backstop; the cell-wide CPU limit is enforced from the cgroup.
+        // Per-process backstop; the cell-wide CPU limit is enforced from the cgroup. The hard
+        // limit is one second above the soft one, so SIGXCPU comes before SIGKILL.
         let secs = cpu.as_secs() + 1;
         steps.push(Step::SetRlimit {
             resource: libc::RLIMIT_CPU,
@@ -444,12 +434,7 @@ fn rlimit_steps(spec: &RunSpec, have_cgroup: bool) -> Vec<Step> {
     if let (Some(pids), false) = (l.pids, have_cgroup) {
         // Backstop only without a pids cgroup: RLIMIT_NPROC counts every process of the uid
         // on the host, so with cgroups it would let concurrent cells of one uid interfere.
-        steps.push(Step::SetRlimit {
-            resource: libc::RLIMIT_NPROC,
-            soft: pids,
-            hard: pids,
-            name: "NPROC",
-        });
+        steps.push(rlimit(libc::RLIMIT_NPROC, pids, "NPROC"));
     }
     steps
 }
