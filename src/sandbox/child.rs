@@ -28,6 +28,10 @@ pub(super) enum Phase {
     Init = 1,
     Fork = 2,
     Program = 3,
+    /// Writing the run's files (prepared cells, after the run arrived).
+    Files = 4,
+    /// Receiving the run (prepared cells); the index says which part (see `prepared.rs`).
+    Go = 5,
 }
 
 /// The fixed-size failure record sent over the error pipe.
@@ -49,6 +53,8 @@ pub(super) fn decode_report(bytes: &[u8]) -> Option<(Phase, usize, Errno)> {
         1 => Phase::Init,
         2 => Phase::Fork,
         3 => Phase::Program,
+        4 => Phase::Files,
+        5 => Phase::Go,
         _ => return None,
     };
     Some((phase, word(4)? as usize, word(8)? as i32))
@@ -424,20 +430,27 @@ impl ChildPlan {
         match phase {
             Phase::Init => self.init_steps.get(index),
             Phase::Program => self.program_steps.get(index),
-            Phase::Fork => None,
+            Phase::Fork | Phase::Files | Phase::Go => None,
         }
     }
 }
 
-fn fail(plan: &ChildPlan, phase: Phase, index: usize, errno: Errno) -> ! {
-    let _ = sys::write_all(plan.error_fd, &encode_report(phase, index, errno));
+/// Reports the failed step over the error pipe and exits.
+pub(super) fn fail(error_fd: RawFd, phase: Phase, index: usize, errno: Errno) -> ! {
+    let _ = sys::write_all(error_fd, &encode_report(phase, index, errno));
     sys::exit(127)
 }
 
-fn apply_all(plan: &ChildPlan, phase: Phase, steps: &[Step], slots: &mut [RawFd; MAX_BIND_SLOTS]) {
+/// Applies `steps` in order; the first failure is reported and ends the process.
+pub(super) fn apply_all(
+    error_fd: RawFd,
+    phase: Phase,
+    steps: &[Step],
+    slots: &mut [RawFd; MAX_BIND_SLOTS],
+) {
     for (index, step) in steps.iter().enumerate() {
         if let Err(errno) = step.apply(slots) {
-            fail(plan, phase, index, errno);
+            fail(error_fd, phase, index, errno);
         }
     }
 }
@@ -445,22 +458,37 @@ fn apply_all(plan: &ChildPlan, phase: Phase, steps: &[Step], slots: &mut [RawFd;
 /// Entry point of PID 1 of the cell, right after clone3. Never returns.
 pub(super) fn init_main(plan: &ChildPlan) -> ! {
     let mut slots = [-1; MAX_BIND_SLOTS];
-    apply_all(plan, Phase::Init, &plan.init_steps, &mut slots);
+    apply_all(plan.error_fd, Phase::Init, &plan.init_steps, &mut slots);
+    start_program(plan)
+}
 
+/// Forks the program (which applies `program_steps` and execs), then reaps. Never returns.
+pub(super) fn start_program(plan: &ChildPlan) -> ! {
     let mut args = CloneArgs {
         exit_signal: libc::SIGCHLD as u64,
         ..CloneArgs::default()
     };
-    // SAFETY: this process is single-threaded (a clone3 child) and the program branch runs
-    // only the prepared steps before execve or _exit.
+    // SAFETY: the calling process is single-threaded (PID 1 of a cell) and the program branch
+    // runs only the prepared steps before execve or _exit.
     match unsafe { sys::clone3(&mut args) } {
         Ok(0) => {
-            apply_all(plan, Phase::Program, &plan.program_steps, &mut slots);
+            let mut slots = [-1; MAX_BIND_SLOTS];
+            apply_all(
+                plan.error_fd,
+                Phase::Program,
+                &plan.program_steps,
+                &mut slots,
+            );
             // The last step is Exec, which only returns as an error.
-            fail(plan, Phase::Program, plan.program_steps.len(), libc::EINVAL)
+            fail(
+                plan.error_fd,
+                Phase::Program,
+                plan.program_steps.len(),
+                libc::EINVAL,
+            )
         }
         Ok(program) => reap(plan, program),
-        Err(errno) => fail(plan, Phase::Fork, 0, errno),
+        Err(errno) => fail(plan.error_fd, Phase::Fork, 0, errno),
     }
 }
 

@@ -1,25 +1,35 @@
 //! Launcher: prepares a run in the parent, clones the cell, supervises it, and turns what
 //! happened into one verdict.
 //!
-//! All allocation happens here, before the clone: the step lists (CStrings, pointer arrays,
-//! file contents), the BPF programs, the cgroup and its descriptors, the pipes. The child only
-//! walks the prepared lists (see `child.rs`).
+//! Two ways to get a cell:
+//! - **in-process** (the CLI): all allocation happens here, before the clone: the step lists
+//!   (CStrings, pointer arrays, file contents), the BPF programs, the cgroup and its
+//!   descriptors, the pipes. The child only walks the prepared lists (see `child.rs`).
+//! - **prepared** (the daemon, the grader: [`LauncherConfig::spawner`]): a small spawner
+//!   process clones the cell, which sets itself up and then waits for its run; with
+//!   [`LauncherConfig::warm_cells`] cells of recently used shapes are prepared ahead, and the
+//!   teardown after a run is left to a janitor thread (see `spawner.rs`, `warm.rs`).
 
-use std::ffi::CString;
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd, RawFd};
+use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 
 use nix::fcntl::OFlag;
 
-use super::cgroup::{CellCgroup, CgroupHost, CgroupLimits};
-use super::child::{self, ChildPlan, ExecPlan, Phase, Step};
+use super::cgroup::{CellCgroup, CgroupHost};
+use super::child::{self, ChildPlan, Phase};
+use super::janitor::{Finished, Janitor};
+use super::plan::{cgroup_limits, wants_cgroup, CgroupEntry};
+use super::shape::CellShape;
+use super::spawner::Spawner;
 use super::supervisor::{self, KillReason, Observed, Watch};
 use super::sys::{self, CloneArgs, CLONE_INTO_CGROUP};
-use super::{mounts, seccomp, SandboxError};
+use super::warm::{CellFactory, PreparedCell, WarmPool};
+use super::{go, ipc, mounts, plan, prepared, seccomp, SandboxError};
 use crate::result::{RunResult, Verdict};
-use crate::spec::{RunSpec, StdinSource, ValidatedSpec, DEFAULT_PATH};
+use crate::spec::{RunSpec, StdinSource, ValidatedSpec};
 
 /// Host-wide launcher settings.
 #[derive(Debug, Clone, Default)]
@@ -29,6 +39,11 @@ pub struct LauncherConfig {
     /// Keep this many v1 cell cgroups pre-created and reuse them (for daemons; saves the
     /// mkdir/rmdir per run). 0 = a fresh cgroup per run.
     pub cgroup_pool: usize,
+    /// Clone cells through a spawner process running this `sandcell` executable (for
+    /// long-lived, multithreaded launchers). `None`: clone in this process.
+    pub spawner: Option<PathBuf>,
+    /// With a spawner: keep this many cells prepared for each recently used shape. 0: none.
+    pub warm_cells: usize,
 }
 
 /// Something that happened during a run, delivered as it happens (for streaming).
@@ -81,13 +96,24 @@ impl CancelToken {
 }
 
 /// Launches and supervises cells. One per process; cheap to share between threads.
-#[derive(Debug)]
 pub struct Launcher {
     config: LauncherConfig,
     /// The host's cgroups, or why they are unusable; detected on first need so runs
     /// without cgroup limits never pay for it.
-    cgroups: OnceLock<Result<CgroupHost, String>>,
+    cgroups: OnceLock<Result<Arc<CgroupHost>, String>>,
     last_cap: u32,
+    /// Prepared cells (with a spawner).
+    factory: Option<Arc<CellFactory>>,
+    warm: Option<WarmPool>,
+}
+
+impl std::fmt::Debug for Launcher {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Launcher")
+            .field("config", &self.config)
+            .field("prepared", &self.factory.is_some())
+            .finish()
+    }
 }
 
 fn errno_text(errno: i32) -> String {
@@ -96,10 +122,6 @@ fn errno_text(errno: i32) -> String {
         Some(i) => text[..i].to_string(),
         None => text,
     }
-}
-
-fn cstring(s: &str) -> CString {
-    CString::new(s.replace('\0', "")).unwrap_or_default()
 }
 
 fn pipe() -> Result<(OwnedFd, OwnedFd), SandboxError> {
@@ -114,14 +136,47 @@ impl Launcher {
             .ok()
             .and_then(|s| s.trim().parse().ok())
             .unwrap_or(63);
-        Ok(Launcher {
+        let mut launcher = Launcher {
             config,
             cgroups: OnceLock::new(),
             last_cap,
-        })
+            factory: None,
+            warm: None,
+        };
+        if let Some(exe) = launcher.config.spawner.clone() {
+            // Cgroups first: on v2 detection may move this process into a leaf cgroup, and
+            // the spawner must start from there.
+            let cgroups = launcher.detect_cgroups().as_ref().ok().cloned();
+            let factory = Arc::new(CellFactory {
+                janitor: Janitor::start()
+                    .map_err(|e| SandboxError::prepare("start the janitor thread", e))?,
+                spawner: Spawner::start(&exe)?,
+                cgroups,
+                last_cap,
+            });
+            if launcher.config.warm_cells > 0 {
+                launcher.warm = Some(
+                    WarmPool::start(factory.clone(), launcher.config.warm_cells)
+                        .map_err(|e| SandboxError::prepare("start the warm pool thread", e))?,
+                );
+            }
+            launcher.factory = Some(factory);
+        }
+        Ok(launcher)
     }
 
-    fn detect_cgroups(&self) -> &Result<CgroupHost, String> {
+    /// Ends prepared cells, the janitor and the spawner (with a spawner; also done on drop).
+    /// Runs after this go through a cold prepared cell and are cleaned up synchronously.
+    pub fn shutdown(&self) {
+        if let Some(warm) = &self.warm {
+            warm.stop();
+        }
+        if let Some(factory) = &self.factory {
+            factory.janitor.stop();
+        }
+    }
+
+    fn detect_cgroups(&self) -> &Result<Arc<CgroupHost>, String> {
         self.cgroups.get_or_init(|| {
             if self.config.disable_cgroups {
                 return Err("cgroups disabled by configuration".to_string());
@@ -133,13 +188,13 @@ impl Launcher {
             if removed > 0 {
                 tracing::info!("removed {removed} stale cell cgroup(s)");
             }
-            Ok(host.with_pool(self.config.cgroup_pool))
+            Ok(Arc::new(host.with_pool(self.config.cgroup_pool)))
         })
     }
 
     /// The host's cgroups, if usable (detected on first call).
     pub fn cgroups(&self) -> Option<&CgroupHost> {
-        self.detect_cgroups().as_ref().ok()
+        self.detect_cgroups().as_ref().ok().map(Arc::as_ref)
     }
 
     /// Runs one cell to completion. Never panics on bad input; sandbox failures come back as
@@ -214,6 +269,21 @@ impl Launcher {
                 degraded.join(", ")
             )));
         }
+        let mut result = match &self.factory {
+            Some(factory) => self.run_prepared(factory, spec, on_event, cancel)?,
+            None => self.run_in_process(spec, on_event, cancel)?,
+        };
+        result.degraded = degraded;
+        Ok(result)
+    }
+
+    /// Builds every step here, clones the cell from this process and waits for its end.
+    fn run_in_process(
+        &self,
+        spec: &RunSpec,
+        on_event: &mut dyn FnMut(RunEvent<'_>),
+        cancel: Option<&CancelToken>,
+    ) -> Result<RunResult, SandboxError> {
         let policy = seccomp::compile(&spec.seccomp)?;
         let cgroup = match self.cgroups() {
             Some(host) if wants_cgroup(spec) => Some(host.create_cell(&cgroup_limits(spec))?),
@@ -227,23 +297,35 @@ impl Launcher {
         let (status_r, status_w) = pipe()?;
 
         let clone_into = cgroup.as_ref().and_then(CellCgroup::clone_into_fd);
+        let entry = match (&cgroup, clone_into) {
+            (None, _) => CgroupEntry::None,
+            (Some(_), Some(_)) => CgroupEntry::Cloned,
+            (Some(_), None) => CgroupEntry::Join,
+        };
+        let join: Vec<RawFd> = cgroup
+            .iter()
+            .flat_map(|cg| cg.join_fds().iter().map(AsRawFd::as_raw_fd))
+            .collect();
+        let mut init_steps = plan::init_steps(
+            spec,
+            entry,
+            &join,
+            &[
+                stdin.as_raw_fd(),
+                out_w.as_raw_fd(),
+                err_w.as_raw_fd(),
+                report_w.as_raw_fd(),
+                status_w.as_raw_fd(),
+            ],
+        )?;
+        init_steps.extend(mounts::file_steps(spec));
         let plan = ChildPlan {
-            init_steps: self.init_steps(
-                spec,
-                &cgroup,
-                clone_into.is_some(),
-                &[
-                    stdin.as_raw_fd(),
-                    out_w.as_raw_fd(),
-                    err_w.as_raw_fd(),
-                    report_w.as_raw_fd(),
-                    status_w.as_raw_fd(),
-                ],
-            )?,
-            program_steps: self.program_steps(
+            init_steps,
+            program_steps: plan::program_steps(
                 spec,
                 policy,
-                &cgroup,
+                cgroup.is_some(),
+                self.last_cap,
                 [stdin.as_raw_fd(), out_w.as_raw_fd(), err_w.as_raw_fd()],
             ),
             error_fd: report_w.as_raw_fd(),
@@ -299,11 +381,12 @@ impl Launcher {
                 wall_time: spec.limits.wall_time,
                 cpu_time: spec.limits.cpu_time,
                 output_limit: spec.limits.output,
+                early_finish: false,
             },
             on_event,
         );
-        let mut result = judge(&plan, &observed, cgroup.as_ref(), spec);
-        result.degraded = degraded;
+        let name = |phase: Phase, index: usize| plan.step(phase, index).map(|s| s.to_string());
+        let result = judge(&name, &observed, cgroup.as_ref(), spec);
         if let Some(cg) = cgroup {
             if let Err(e) = cg.remove() {
                 tracing::warn!("removing the cell's cgroup: {e}");
@@ -312,172 +395,140 @@ impl Launcher {
         Ok(result)
     }
 
-    fn init_steps(
+    /// Takes a prepared cell (warm, or cloned now through the spawner), sends it the run and
+    /// supervises it; the teardown is left to the janitor.
+    fn run_prepared(
         &self,
+        factory: &CellFactory,
         spec: &RunSpec,
-        cgroup: &Option<CellCgroup>,
-        cloned_into_cgroup: bool,
-        pass: &[RawFd],
-    ) -> Result<Vec<Step>, SandboxError> {
-        let join: Vec<RawFd> = match cgroup {
-            Some(cg) if !cloned_into_cgroup => {
-                cg.join_fds().iter().map(|f| f.as_raw_fd()).collect()
-            }
-            _ => Vec::new(),
+        on_event: &mut dyn FnMut(RunEvent<'_>),
+        cancel: Option<&CancelToken>,
+    ) -> Result<RunResult, SandboxError> {
+        let shape = CellShape::of(spec);
+        let warm = match &self.warm {
+            Some(pool) if shape.poolable() => pool.take(&shape),
+            _ => None,
         };
-        let mut keep: Vec<RawFd> = pass.iter().chain(&join).copied().collect();
-        keep.sort_unstable();
-        keep.dedup();
-        let mut steps = vec![Step::CloseAllExcept(keep), Step::ParentDeathSignal];
-        for &fd in &join {
-            steps.push(Step::JoinCgroup(fd));
-            steps.push(Step::Close(fd));
+        let mut cell = match warm {
+            Some(cell) => cell,
+            None => factory.prepare(&shape)?,
+        };
+        if let Err(e) = start_run(&mut cell, spec) {
+            factory.discard(cell);
+            return Err(e);
         }
-        if cgroup.is_some() {
-            steps.push(Step::UnshareCgroupNamespace);
-        }
-        steps.push(Step::Umask(0));
-        steps.extend(mounts::filesystem_steps(spec)?);
-        steps.push(Step::SetHostname(cstring(&spec.hostname)));
-        steps.push(Step::LoopbackUp);
-        Ok(steps)
-    }
-
-    fn program_steps(
-        &self,
-        spec: &RunSpec,
-        policy: Option<Arc<seccomp::CompiledPolicy>>,
-        cgroup: &Option<CellCgroup>,
-        [stdin, stdout, stderr]: [RawFd; 3],
-    ) -> Vec<Step> {
-        let mut steps = vec![
-            Step::NewSession,
-            Step::DupOnto { from: stdin, to: 0 },
-            Step::DupOnto {
-                from: stdout,
-                to: 1,
+        let started = Instant::now();
+        on_event(RunEvent::Started);
+        let PreparedCell {
+            pid,
+            pidfd,
+            stdout,
+            stderr,
+            errors,
+            status,
+            control,
+            cgroup,
+            entry,
+            join_count,
+        } = cell;
+        let observed = supervisor::supervise(
+            Watch {
+                pid,
+                pidfd: pidfd.as_fd(),
+                stdout,
+                stderr,
+                errors,
+                status,
+                cancel: cancel.map(CancelToken::as_fd),
+                cgroup: cgroup.as_ref(),
+                started,
+                wall_time: spec.limits.wall_time,
+                cpu_time: spec.limits.cpu_time,
+                output_limit: spec.limits.output,
+                // Usage comes from the cgroup, so the answer need not wait for PID 1.
+                early_finish: cgroup.is_some(),
             },
-            Step::DupOnto {
-                from: stderr,
-                to: 2,
-            },
-        ];
-        steps.extend(rlimit_steps(spec, cgroup.is_some()));
-        steps.extend([
-            Step::ClearGroups,
-            Step::SetGid(spec.gid),
-            Step::LockSecurebits,
-            Step::DropBoundingSet {
-                last_cap: self.last_cap,
-            },
-            Step::ClearAmbient,
-            Step::SetUid(spec.uid),
-            Step::ClearCapabilities,
-            Step::Umask(0o022),
-            Step::Chdir(cstring(spec.cwd.as_deref().unwrap_or(&spec.work_dir))),
-            Step::NoNewPrivs,
-            Step::CloexecFrom(3),
-        ]);
-        if let Some(policy) = policy {
-            steps.push(Step::Seccomp(policy));
-        }
-        steps.push(Step::Exec(exec_plan(spec)));
-        steps
-    }
-}
-
-/// A cell cgroup only when a limit needs one: on v1 hosts joining a cgroup costs an RCU
-/// grace period (milliseconds), and without limits rusage covers the usage.
-fn wants_cgroup(spec: &RunSpec) -> bool {
-    cgroup_limits(spec) != CgroupLimits::default() || spec.limits.cpu_time.is_some()
-}
-
-fn cgroup_limits(spec: &RunSpec) -> CgroupLimits {
-    CgroupLimits {
-        memory: spec.limits.memory,
-        pids: spec.limits.pids,
-        cpus: spec.limits.cpus,
-    }
-}
-
-/// RLIMIT_`name` with equal soft and hard values.
-fn rlimit(resource: u32, value: u64, name: &'static str) -> Step {
-    Step::SetRlimit {
-        resource,
-        soft: value,
-        hard: value,
-        name,
-    }
-}
-
-fn rlimit_steps(spec: &RunSpec, have_cgroup: bool) -> Vec<Step> {
-    let l = &spec.limits;
-    let mut steps = vec![
-        rlimit(libc::RLIMIT_NOFILE, l.open_files, "NOFILE"),
-        rlimit(libc::RLIMIT_CORE, 0, "CORE"),
-        rlimit(libc::RLIMIT_FSIZE, l.file_size.unwrap_or(l.disk), "FSIZE"),
-    ];
-    if let Some(stack) = l.stack {
-        steps.push(rlimit(libc::RLIMIT_STACK, stack, "STACK"));
-    }
-    if let Some(cpu) = l.cpu_time {
-        // Per-process backstop; the cell-wide CPU limit is enforced from the cgroup. The hard
-        // limit is one second above the soft one, so SIGXCPU comes before SIGKILL.
-        let secs = cpu.as_secs() + 1;
-        steps.push(Step::SetRlimit {
-            resource: libc::RLIMIT_CPU,
-            soft: secs,
-            hard: secs + 1,
-            name: "CPU",
+            on_event,
+        );
+        drop(control);
+        let have_cgroup = cgroup.is_some();
+        let name = |phase: Phase, index: usize| {
+            prepared_step_name(
+                spec,
+                &shape,
+                entry,
+                join_count,
+                have_cgroup,
+                self.last_cap,
+                phase,
+                index,
+            )
+        };
+        let result = judge(&name, &observed, cgroup.as_ref(), spec);
+        factory.janitor.adopt(Finished {
+            pid,
+            pidfd,
+            cgroup,
+            reaped: observed.reaped.is_some(),
         });
+        Ok(result)
     }
-    if let (Some(pids), false) = (l.pids, have_cgroup) {
-        // Backstop only without a pids cgroup: RLIMIT_NPROC counts every process of the uid
-        // on the host, so with cgroups it would let concurrent cells of one uid interfere.
-        steps.push(rlimit(libc::RLIMIT_NPROC, pids, "NPROC"));
-    }
-    steps
 }
 
-/// The environment of the program: PATH, HOME, LANG, then the spec's variables (which win).
-fn environment(spec: &RunSpec) -> Vec<(String, String)> {
-    let mut env: Vec<(String, String)> = vec![
-        ("PATH".into(), DEFAULT_PATH.into()),
-        ("HOME".into(), spec.work_dir.clone()),
-        ("LANG".into(), "C.UTF-8".into()),
-    ];
-    for (k, v) in &spec.env {
-        match env.iter_mut().find(|(key, _)| key == k) {
-            Some(slot) => slot.1 = v.clone(),
-            None => env.push((k.clone(), v.clone())),
-        }
+impl Drop for Launcher {
+    fn drop(&mut self) {
+        self.shutdown();
     }
-    env
 }
 
-fn exec_plan(spec: &RunSpec) -> ExecPlan {
-    let env = environment(spec);
-    let program = spec.argv[0].as_str();
-    let candidates = if program.contains('/') {
-        vec![cstring(program)]
-    } else {
-        let path = env
-            .iter()
-            .find(|(k, _)| k == "PATH")
-            .map_or(DEFAULT_PATH, |(_, v)| v.as_str());
-        path.split(':')
-            .filter(|d| d.starts_with('/'))
-            .map(|d| cstring(&format!("{}/{program}", d.trim_end_matches('/'))))
-            .collect()
-    };
-    ExecPlan::new(
-        program.to_string(),
-        candidates,
-        spec.argv.iter().map(|a| cstring(a)).collect(),
-        env.iter()
-            .map(|(k, v)| cstring(&format!("{k}={v}")))
-            .collect(),
+/// Writes the run's limits into the cell's cgroup and sends the run.
+fn start_run(cell: &mut PreparedCell, spec: &RunSpec) -> Result<(), SandboxError> {
+    if let Some(cg) = cell.cgroup.as_mut() {
+        cg.activate(&cgroup_limits(spec))?;
+    }
+    let stdin = open_stdin(&spec.stdin)?;
+    let message =
+        go::encode(spec).map_err(|e| SandboxError::prepare("write the run message", e))?;
+    ipc::send(
+        cell.control.as_fd(),
+        b"run",
+        &[stdin.as_fd(), message.as_fd()],
     )
+    .map_err(|e| SandboxError::prepare("send the run to the cell", e))
+}
+
+/// The name of a prepared cell's step that failed: the lists are rebuilt exactly as the
+/// cell built them (descriptor numbers do not show in names).
+#[allow(clippy::too_many_arguments)]
+fn prepared_step_name(
+    spec: &RunSpec,
+    shape: &CellShape,
+    entry: CgroupEntry,
+    join_count: usize,
+    have_cgroup: bool,
+    last_cap: u32,
+    phase: Phase,
+    index: usize,
+) -> Option<String> {
+    let nth = |steps: Vec<child::Step>| steps.get(index).map(ToString::to_string);
+    match phase {
+        Phase::Init => {
+            nth(plan::init_steps(&shape.spec(), entry, &vec![-1; join_count], &[-1; 5]).ok()?)
+        }
+        Phase::Files => nth(mounts::file_steps(spec)),
+        Phase::Program => {
+            let policy = seccomp::compile(&spec.seccomp).ok()?;
+            nth(plan::program_steps(
+                spec,
+                policy,
+                have_cgroup,
+                last_cap,
+                [-1; 3],
+            ))
+        }
+        Phase::Go => Some(prepared::go_step_text(index).to_string()),
+        Phase::Fork => None,
+    }
 }
 
 fn open_stdin(source: &StdinSource) -> Result<OwnedFd, SandboxError> {
@@ -517,7 +568,7 @@ fn memfd_with(bytes: &[u8]) -> Result<OwnedFd, SandboxError> {
 
 /// Turns what the supervisor observed into one verdict with usage.
 fn judge(
-    plan: &ChildPlan,
+    name_step: &dyn Fn(Phase, usize) -> Option<String>,
     seen: &Observed,
     cgroup: Option<&CellCgroup>,
     spec: &RunSpec,
@@ -539,8 +590,8 @@ fn judge(
     let oom = cgroup.map_or(0, CellCgroup::oom_kills) > 0;
 
     if let Some((phase, index, errno)) = child::decode_report(&seen.error_report) {
-        let step = match (phase, plan.step(phase, index)) {
-            (_, Some(step)) => step.to_string(),
+        let step = match (phase, name_step(phase, index)) {
+            (_, Some(step)) => step,
             (Phase::Fork, None) => "fork the program".to_string(),
             _ => "set up the cell".to_string(),
         };

@@ -199,21 +199,29 @@ pub(super) fn filesystem_steps(spec: &RunSpec) -> Result<Vec<Step>, SandboxError
         });
     }
 
-    for file in &spec.files {
-        push_parent_dirs(&mut steps, work, &file.path, (uid, gid));
-        steps.push(Step::WriteFile {
-            path: cstr(format!("{work}/{}", file.path)),
-            content: Arc::from(file.content.as_slice()),
-            mode: file.mode.unwrap_or(0o644) & 0o777,
-            owner: (uid, gid),
-        });
-    }
-
     steps.push(Step::Remount {
         target: c"/".into(),
         flags: libc::MS_RDONLY | NOSUID_NODEV,
     });
     Ok(steps)
+}
+
+/// The steps that put the spec's files into the work dir (after [`filesystem_steps`]; the
+/// work dir is its own writable mount, so this works after `/` went read-only).
+pub(super) fn file_steps(spec: &RunSpec) -> Vec<Step> {
+    let work = spec.work_dir.as_str();
+    let owner = (spec.uid, spec.gid);
+    let mut steps = Vec::new();
+    for file in &spec.files {
+        push_parent_dirs(&mut steps, work, &file.path, owner);
+        steps.push(Step::WriteFile {
+            path: cstr(format!("{work}/{}", file.path)),
+            content: Arc::from(file.content.as_slice()),
+            mode: file.mode.unwrap_or(0o644) & 0o777,
+            owner,
+        });
+    }
+    steps
 }
 
 /// Mkdir steps for the directories above `rel` (relative to `base`), owned by the program.
@@ -243,7 +251,8 @@ mod tests {
             content: b"int main(){}".to_vec(),
             mode: None,
         });
-        let steps = filesystem_steps(&spec).unwrap();
+        let mut steps = filesystem_steps(&spec).unwrap();
+        steps.extend(file_steps(&spec));
         let names: Vec<String> = steps.iter().map(|s| s.to_string()).collect();
         let pos = |n: &str| {
             names
@@ -254,7 +263,7 @@ mod tests {
         assert!(pos("pivot_root into /images/x") < pos("mount proc on /proc"));
         assert!(pos("mount tmpfs on /work") < pos("mkdir /work/src"));
         assert!(pos("mkdir /work/src") < pos("write file /work/src/main.c"));
-        assert_eq!(names.last().unwrap(), "remount /");
+        assert!(pos("remount /") < pos("write file /work/src/main.c"));
     }
 
     #[test]

@@ -1,0 +1,196 @@
+//! The step lists of a cell, built from a [`RunSpec`]: the pure part of preparing a run.
+//!
+//! The same builders serve the in-process launcher (which clones with the lists ready) and
+//! the PID 1 of a prepared cell (which builds its program steps when the run arrives), and
+//! the parent rebuilds a list with placeholder descriptors to name a step that failed.
+
+use std::ffi::CString;
+use std::os::fd::RawFd;
+use std::sync::Arc;
+
+use super::cgroup::CgroupLimits;
+use super::child::{ExecPlan, Step};
+use super::{mounts, seccomp, SandboxError};
+use crate::spec::{RunSpec, DEFAULT_PATH};
+
+pub(super) fn cstring(s: &str) -> CString {
+    CString::new(s.replace('\0', "")).unwrap_or_default()
+}
+
+/// How the cell's PID 1 gets into its cgroup.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub(super) enum CgroupEntry {
+    /// No cgroup for this cell.
+    None,
+    /// Already there: cloned with CLONE_INTO_CGROUP.
+    Cloned,
+    /// Writes "0" into each of these open cgroup.procs files (v1).
+    Join,
+}
+
+/// The steps of PID 1 before it forks the program: descriptors, cgroup, mounts, hostname,
+/// loopback. Files of the spec are not written here (see [`mounts::file_steps`]).
+pub(super) fn init_steps(
+    spec: &RunSpec,
+    cgroup: CgroupEntry,
+    join: &[RawFd],
+    pass: &[RawFd],
+) -> Result<Vec<Step>, SandboxError> {
+    let join: &[RawFd] = if cgroup == CgroupEntry::Join {
+        join
+    } else {
+        &[]
+    };
+    let mut keep: Vec<RawFd> = pass.iter().chain(join).copied().collect();
+    keep.sort_unstable();
+    keep.dedup();
+    let mut steps = vec![Step::CloseAllExcept(keep), Step::ParentDeathSignal];
+    for &fd in join {
+        steps.push(Step::JoinCgroup(fd));
+        steps.push(Step::Close(fd));
+    }
+    if cgroup != CgroupEntry::None {
+        steps.push(Step::UnshareCgroupNamespace);
+    }
+    steps.push(Step::Umask(0));
+    steps.extend(mounts::filesystem_steps(spec)?);
+    steps.push(Step::SetHostname(cstring(&spec.hostname)));
+    steps.push(Step::LoopbackUp);
+    Ok(steps)
+}
+
+/// The steps of the program process: stdio, rlimits, identity, capabilities, no_new_privs,
+/// seccomp (last) and execve.
+pub(super) fn program_steps(
+    spec: &RunSpec,
+    policy: Option<Arc<seccomp::CompiledPolicy>>,
+    have_cgroup: bool,
+    last_cap: u32,
+    [stdin, stdout, stderr]: [RawFd; 3],
+) -> Vec<Step> {
+    let mut steps = vec![
+        Step::NewSession,
+        Step::DupOnto { from: stdin, to: 0 },
+        Step::DupOnto {
+            from: stdout,
+            to: 1,
+        },
+        Step::DupOnto {
+            from: stderr,
+            to: 2,
+        },
+    ];
+    steps.extend(rlimit_steps(spec, have_cgroup));
+    steps.extend([
+        Step::ClearGroups,
+        Step::SetGid(spec.gid),
+        Step::LockSecurebits,
+        Step::DropBoundingSet { last_cap },
+        Step::ClearAmbient,
+        Step::SetUid(spec.uid),
+        Step::ClearCapabilities,
+        Step::Umask(0o022),
+        Step::Chdir(cstring(spec.cwd.as_deref().unwrap_or(&spec.work_dir))),
+        Step::NoNewPrivs,
+        Step::CloexecFrom(3),
+    ]);
+    if let Some(policy) = policy {
+        steps.push(Step::Seccomp(policy));
+    }
+    steps.push(Step::Exec(exec_plan(spec)));
+    steps
+}
+
+/// A cell cgroup only when a limit needs one: on v1 hosts joining a cgroup costs an RCU
+/// grace period (milliseconds), and without limits rusage covers the usage.
+pub(super) fn wants_cgroup(spec: &RunSpec) -> bool {
+    cgroup_limits(spec) != CgroupLimits::default() || spec.limits.cpu_time.is_some()
+}
+
+pub(super) fn cgroup_limits(spec: &RunSpec) -> CgroupLimits {
+    CgroupLimits {
+        memory: spec.limits.memory,
+        pids: spec.limits.pids,
+        cpus: spec.limits.cpus,
+    }
+}
+
+/// RLIMIT_`name` with equal soft and hard values.
+fn rlimit(resource: u32, value: u64, name: &'static str) -> Step {
+    Step::SetRlimit {
+        resource,
+        soft: value,
+        hard: value,
+        name,
+    }
+}
+
+fn rlimit_steps(spec: &RunSpec, have_cgroup: bool) -> Vec<Step> {
+    let l = &spec.limits;
+    let mut steps = vec![
+        rlimit(libc::RLIMIT_NOFILE, l.open_files, "NOFILE"),
+        rlimit(libc::RLIMIT_CORE, 0, "CORE"),
+        rlimit(libc::RLIMIT_FSIZE, l.file_size.unwrap_or(l.disk), "FSIZE"),
+    ];
+    if let Some(stack) = l.stack {
+        steps.push(rlimit(libc::RLIMIT_STACK, stack, "STACK"));
+    }
+    if let Some(cpu) = l.cpu_time {
+        // Per-process backstop; the cell-wide CPU limit is enforced from the cgroup. The hard
+        // limit is one second above the soft one, so SIGXCPU comes before SIGKILL.
+        let secs = cpu.as_secs() + 1;
+        steps.push(Step::SetRlimit {
+            resource: libc::RLIMIT_CPU,
+            soft: secs,
+            hard: secs + 1,
+            name: "CPU",
+        });
+    }
+    if let (Some(pids), false) = (l.pids, have_cgroup) {
+        // Backstop only without a pids cgroup: RLIMIT_NPROC counts every process of the uid
+        // on the host, so with cgroups it would let concurrent cells of one uid interfere.
+        steps.push(rlimit(libc::RLIMIT_NPROC, pids, "NPROC"));
+    }
+    steps
+}
+
+/// The environment of the program: PATH, HOME, LANG, then the spec's variables (which win).
+fn environment(spec: &RunSpec) -> Vec<(String, String)> {
+    let mut env: Vec<(String, String)> = vec![
+        ("PATH".into(), DEFAULT_PATH.into()),
+        ("HOME".into(), spec.work_dir.clone()),
+        ("LANG".into(), "C.UTF-8".into()),
+    ];
+    for (k, v) in &spec.env {
+        match env.iter_mut().find(|(key, _)| key == k) {
+            Some(slot) => slot.1 = v.clone(),
+            None => env.push((k.clone(), v.clone())),
+        }
+    }
+    env
+}
+
+fn exec_plan(spec: &RunSpec) -> ExecPlan {
+    let env = environment(spec);
+    let program = spec.argv[0].as_str();
+    let candidates = if program.contains('/') {
+        vec![cstring(program)]
+    } else {
+        let path = env
+            .iter()
+            .find(|(k, _)| k == "PATH")
+            .map_or(DEFAULT_PATH, |(_, v)| v.as_str());
+        path.split(':')
+            .filter(|d| d.starts_with('/'))
+            .map(|d| cstring(&format!("{}/{program}", d.trim_end_matches('/'))))
+            .collect()
+    };
+    ExecPlan::new(
+        program.to_string(),
+        candidates,
+        spec.argv.iter().map(|a| cstring(a)).collect(),
+        env.iter()
+            .map(|(k, v)| cstring(&format!("{k}={v}")))
+            .collect(),
+    )
+}
