@@ -88,6 +88,9 @@ pub struct ServeConfig {
     pub workers: usize,
     /// Accepted runs waiting for a worker; more get 503.
     pub max_queue: usize,
+    /// Cells kept set up ahead for each recently used cell shape (image, mounts, identity);
+    /// `None`: one per worker. 0: every run clones its cell when it starts.
+    pub warm_cells: Option<usize>,
     /// Largest request body in bytes (413 above).
     pub body_limit: usize,
     pub limits_policy: LimitsPolicy,
@@ -122,6 +125,7 @@ impl Default for ServeConfig {
             state_dir: PathBuf::from("/var/lib/sandcell"),
             workers: available_cores(),
             max_queue: 256,
+            warm_cells: None,
             body_limit: 8 << 20,
             limits_policy: LimitsPolicy::Reject,
             max_limits: LimitBounds {
@@ -154,6 +158,7 @@ pub struct Overrides {
     pub state_dir: Option<PathBuf>,
     pub workers: Option<usize>,
     pub max_queue: Option<usize>,
+    pub warm_cells: Option<usize>,
     pub body_limit: Option<usize>,
     pub limits_policy: Option<LimitsPolicy>,
     pub allow_degraded: bool,
@@ -192,6 +197,9 @@ impl ServeConfig {
         }
         if let Some(v) = o.max_queue {
             self.max_queue = v;
+        }
+        if let Some(v) = o.warm_cells {
+            self.warm_cells = Some(v);
         }
         if let Some(v) = o.body_limit {
             self.body_limit = v;

@@ -9,6 +9,7 @@
 //! `shutting_down`, the runs run after the next start); running cells get `shutdown_grace_secs`
 //! to finish, then are cancelled (verdict CANCELLED); the store is checkpointed.
 
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -158,10 +159,14 @@ fn runtime_threads() -> usize {
 /// Runs the daemon until SIGTERM/SIGINT.
 pub fn serve(config: ServeConfig) -> Result<(), ServeError> {
     config.check()?;
-    // The launcher and the workers exist before (and outside) the tokio runtime.
-    // One pooled cell cgroup per worker (v1: saves mkdir/rmdir per run).
+    // The launcher and the workers exist before (and outside) the tokio runtime. Cells are
+    // cloned by a spawner process (this executable), prepared ahead per shape; pooled cell
+    // cgroups (v1) cover the running and the prepared cells.
+    let warm_cells = config.warm_cells.unwrap_or(config.workers);
     let launcher = Arc::new(Launcher::new(LauncherConfig {
-        cgroup_pool: config.workers,
+        cgroup_pool: config.workers + 2 * warm_cells,
+        spawner: Some(PathBuf::from("/proc/self/exe")),
+        warm_cells,
         ..LauncherConfig::default()
     })?);
     // Detect cgroups now, before any worker exists (v2 may have to move this process into
@@ -243,6 +248,8 @@ pub fn serve(config: ServeConfig) -> Result<(), ServeError> {
         let _ = handle.join();
     }
     shared.gradings.shutdown(grace);
+    // Prepared cells and cells still being torn down go before the process does.
+    launcher.shutdown();
     runtime.shutdown_timeout(Duration::from_secs(1));
     shared.store.checkpoint()?;
     tracing::warn!("stopped");

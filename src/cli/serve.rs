@@ -38,6 +38,10 @@ pub struct ServeArgs {
     /// Runs waiting for a worker; more are answered 503.
     #[arg(long, env = "SANDCELL_MAX_QUEUE")]
     pub max_queue: Option<usize>,
+    /// Cells kept set up ahead per recently used image/shape (default: one per worker;
+    /// 0: none).
+    #[arg(long, env = "SANDCELL_WARM_CELLS")]
+    pub warm_cells: Option<usize>,
     /// Largest request body (e.g. 8M); larger ones are answered 413.
     #[arg(long, env = "SANDCELL_BODY_LIMIT", value_parser = body_size)]
     pub body_limit: Option<usize>,
@@ -69,6 +73,7 @@ pub fn config_from(args: ServeArgs) -> Result<ServeConfig, crate::api::config::C
         state_dir: args.state_dir,
         workers: args.workers,
         max_queue: args.max_queue,
+        warm_cells: args.warm_cells,
         body_limit: args.body_limit,
         limits_policy: args.limits_policy,
         allow_degraded: args.allow_degraded,

@@ -6,12 +6,21 @@
 pub mod cgroup;
 mod child;
 mod error;
+mod go;
 pub mod host_probe;
+mod ipc;
+mod janitor;
 mod launcher;
 mod mounts;
+mod plan;
+mod prepared;
 pub mod seccomp;
+mod shape;
+mod spawner;
 mod supervisor;
 pub(crate) mod sys;
+mod warm;
 
 pub use error::SandboxError;
 pub use launcher::{CancelToken, Launcher, LauncherConfig, RunEvent};
+pub use spawner::{spawner_main, SPAWNER_ARG};

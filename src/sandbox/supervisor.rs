@@ -37,6 +37,10 @@ pub(super) struct Watch<'a> {
     pub wall_time: Duration,
     pub cpu_time: Option<Duration>,
     pub output_limit: u64,
+    /// Finish once the program's status is in and its output streams are closed, without
+    /// waiting for PID 1 to exit (its namespace teardown can take milliseconds); the caller
+    /// reaps PID 1 later and reads usage from the cgroup.
+    pub early_finish: bool,
 }
 
 /// What the supervisor saw.
@@ -48,7 +52,8 @@ pub(super) struct Observed {
     pub error_report: Vec<u8>,
     /// Bytes from the status pipe (the program's wait status when complete).
     pub status_report: Vec<u8>,
-    /// wait4 of the cell's PID 1 (rusage covers every reaped process of the cell).
+    /// wait4 of the cell's PID 1 (rusage covers every reaped process of the cell); `None`
+    /// after an early finish.
     pub reaped: Option<Waited>,
     pub wall: Duration,
 }
@@ -185,6 +190,17 @@ pub(super) fn supervise(w: Watch<'_>, on_event: &mut dyn FnMut(RunEvent<'_>)) ->
         }
         let pipes_open =
             out.fd.is_some() || err.fd.is_some() || errors.fd.is_some() || status.fd.is_some();
+        if w.early_finish
+            && killed.is_none()
+            && exited_at.is_none()
+            && status.bytes.len() >= 4
+            && out.fd.is_none()
+            && err.fd.is_none()
+            && errors.fd.is_none()
+        {
+            exited_at = Some(now);
+            break;
+        }
         match exited_at {
             Some(t) if !pipes_open || now >= t + DRAIN_GRACE => break,
             _ => {}

@@ -41,6 +41,7 @@
 //! oom_kill readings, pooled resets, and one typed error with the failing path. That is a
 //! few hundred lines of plain file writes, testable against a fake tree in a temp dir.
 
+mod activate;
 mod detect;
 mod fsio;
 mod kill;
