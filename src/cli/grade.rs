@@ -98,10 +98,13 @@ pub fn main(args: GradeArgs) -> i32 {
         super::error_line("--jobs must be at least 1");
         return super::EXIT_USAGE;
     }
-    // Pooled cell cgroups: a suite runs many cells (v1: saves mkdir/rmdir per test).
+    // Pooled cell cgroups: a suite runs many cells (v1: saves mkdir/rmdir per test). Cells
+    // come from a spawner process: the grader is multithreaded, and its tests bind the build
+    // dir, so they are prepared per test rather than kept warm.
     let pool = args.jobs.unwrap_or(2).max(1);
     let launcher = match Launcher::new(LauncherConfig {
         cgroup_pool: pool,
+        spawner: Some(std::path::PathBuf::from("/proc/self/exe")),
         ..LauncherConfig::default()
     }) {
         Ok(l) => l,
