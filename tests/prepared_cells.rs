@@ -138,11 +138,14 @@ fn limits_and_verdicts_hold_in_warm_cells() {
     };
     let launcher = launcher(2);
     let mut cases: Vec<(RunSpec, Verdict)> = Vec::new();
+    // Doubles a string towards 1 GiB: touched heap, cheap in CPU even under emulation.
     let mut mem = spec(
         &rootfs,
-        "x=$(head -c 200000000 /dev/zero | tr '\\0' a); echo ${#x}",
+        "awk 'BEGIN { s = \"x\"; for (i = 0; i < 30; i++) s = s s; print length(s) }'",
     );
     mem.limits.memory = Some(32 << 20);
+    mem.limits.cpu_time = Some(Duration::from_secs(60));
+    mem.limits.wall_time = Duration::from_secs(60);
     cases.push((mem, Verdict::MLE));
     let mut wall = spec(&rootfs, "sleep 5");
     wall.limits.wall_time = Duration::from_millis(300);
