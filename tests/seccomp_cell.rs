@@ -161,8 +161,8 @@ fn status_shows_no_capabilities_no_new_privs_and_a_filter() {
     assert_eq!(field("Seccomp"), "2");
     assert_eq!(
         field("Seccomp_filters"),
-        "3",
-        "the default policy is three filters"
+        "1",
+        "the default policy is one filter"
     );
 }
 

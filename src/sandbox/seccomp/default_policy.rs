@@ -1,37 +1,55 @@
 //! The built-in policy: an allow-list close to Docker's default profile, written for cells
 //! that run shells, CPython, gcc/g++/as/ld and the programs they build.
 //!
-//! Three filters, installed in this order (see [`default_filters`]):
+//! What each syscall gets:
 //!
-//! 1. **allow-list** — every listed syscall is allowed (some only with safe arguments);
-//!    anything else returns `EPERM`.
-//! 2. **enosys** — new-style calls that libc and runtimes probe and fall back from return
-//!    `ENOSYS` ("this kernel does not have it"): `clone3` (its flags live in memory and cannot
-//!    be checked, so glibc must fall back to `clone`, whose flags can) and `io_uring_*` (a
-//!    large kernel attack surface; runtimes fall back to epoll/threads).
-//!    They are also *allowed* by the allow-list, so the result does not depend on which
-//!    filter's errno the kernel prefers.
-//! 3. **kill** — calls whose only use in a cell is an attack on the host kernel kill the
-//!    whole process (`SECCOMP_RET_KILL_PROCESS`, the run ends with SIGSYS): loading kernel
-//!    code or modules, rebooting, swap and process accounting, raw port I/O and
-//!    `open_by_handle_at` (the "shocker" container escape). An attacker gets no second try.
+//! - **allowed** — the allow-list ([`allowed`]); five calls only with safe arguments
+//!   (`ARGUMENT_RULES`: `clone`/`unshare` without namespace flags, `ioctl` but not
+//!   `TIOCSTI`/`TIOCLINUX`, `socket` of a few families, `personality` of Docker's values),
+//!   `EPERM` for other arguments.
+//! - **`ENOSYS`** — new-style calls that libc and runtimes probe and fall back from
+//!   ([`ENOSYS_LIST`], "this kernel does not have it"): `clone3` (its flags live in memory
+//!   and cannot be checked, so glibc must fall back to `clone`, whose flags can) and
+//!   `io_uring_*` (a large kernel attack surface; runtimes fall back to epoll/threads).
+//! - **kill** — calls whose only use in a cell is an attack on the host kernel kill the
+//!   whole process ([`kill_list`], `SECCOMP_RET_KILL_PROCESS`, the run ends with SIGSYS):
+//!   loading kernel code or modules, rebooting, swap and process accounting, raw port I/O
+//!   and `open_by_handle_at` (the "shocker" container escape). An attacker gets no second
+//!   try.
+//! - **`EPERM`** — everything else that must be denied (mount, pivot_root, namespaces,
+//!   keyrings, bpf, perf_event_open, userfaultfd, ptrace, process_vm_*, name_to_handle_at,
+//!   …) is simply not in the allow-list, because ordinary programs do probe some of them
+//!   (CPython, the JVM and Go runtimes try userfaultfd, perf or unshare and carry on).
 //!
-//! Everything else that must be denied (mount, pivot_root, namespaces, keyrings, bpf,
-//! perf_event_open, userfaultfd, ptrace, process_vm_*, name_to_handle_at, …) is simply not in
-//! the allow-list and returns `EPERM`, because ordinary programs do probe some of them
-//! (CPython, the JVM and Go runtimes try userfaultfd, perf or unshare and carry on).
+//! A syscall on two lists gets the later one's verdict (`clone3` is on the allow-list too).
+//!
+//! **One filter** ([`default_filters`], named `syscall-tree`): that table compiled by
+//! `super::tree` into a binary search over syscall-number ranges, with the five argument
+//! checks at their leaves (on x86_64: 87 ranges, 200 BPF instructions, any number decided
+//! after at most 7 comparisons). One filter means one `seccomp()` call, one JIT and one pass
+//! of the kernel's action cache per cell.
+//!
+//! The policy used to be three seccompiler filters (allow-list, enosys, kill), 1604
+//! instructions of linear comparison chains that cost ~0.6 ms of kernel CPU per cell to
+//! install. [`linear_filters`] still builds them, unchanged, as the reference the tree is
+//! tested against (same outcome for every syscall number, architecture and argument probe)
+//! and benchmarked with (`benches/seccomp_install.rs`). The argument checks are in the tree
+//! rather than in a second, seccompiler-built filter because seccompiler sends unlisted
+//! syscalls and failed rules to the same action: "allow the rest, `EPERM` for a failed rule"
+//! would need every rule restated in inverted form, and a second install per cell.
 //!
 //! Syscalls issued for another ABI are not allowed: i386 (`int 0x80`) fails the
-//! architecture check of every filter and kills the process; x32 numbers (bit 30 set) match
-//! nothing in the allow-list and return `EPERM`.
+//! architecture check and kills the process; x32 numbers (bit 30 set) are above every entry
+//! of the table and return `EPERM`, as do all numbers past it.
 
 use std::collections::BTreeMap;
 
 use seccompiler::{
-    SeccompAction, SeccompCmpArgLen, SeccompCmpOp, SeccompCondition, SeccompFilter, SeccompRule,
-    TargetArch,
+    BpfProgram, SeccompAction, SeccompCmpArgLen, SeccompCmpOp, SeccompCondition, SeccompFilter,
+    SeccompRule, TargetArch,
 };
 
+use super::tree::{self, ArgCheck, ArgTest, Verdict};
 use super::SeccompError;
 
 /// A syscall number and its name (names are for messages and `explain`).
@@ -160,7 +178,7 @@ const ALLOWED: &[Syscall] = syscalls![
     SYS_pkey_alloc,
     SYS_pkey_free,
     SYS_mseal,
-    // processes and threads (clone, unshare: see CONDITIONAL)
+    // processes and threads (clone, unshare: see ARGUMENT_RULES)
     SYS_execve,
     SYS_execveat,
     SYS_exit,
@@ -258,7 +276,7 @@ const ALLOWED: &[Syscall] = syscalls![
     SYS_uname,
     SYS_sysinfo,
     SYS_getrandom,
-    // sockets (socket itself: see CONDITIONAL)
+    // sockets (socket itself: see ARGUMENT_RULES)
     SYS_socketpair,
     SYS_bind,
     SYS_connect,
@@ -295,7 +313,8 @@ const ALLOWED: &[Syscall] = syscalls![
     SYS_mq_timedreceive,
     SYS_mq_notify,
     SYS_mq_getsetattr,
-    // decided by the ENOSYS filter (see the module documentation)
+    // ENOSYS_LIST wins (allowed here so that the three linear filters, where each list is a
+    // filter of its own, do not depend on which errno the kernel prefers)
     SYS_clone3,
     SYS_io_uring_setup,
     SYS_io_uring_enter,
@@ -425,6 +444,38 @@ const SOCKET_FAMILIES: &[u64] = &[
 /// 0xffffffff query. ADDR_NO_RANDOMIZE is not among them (it would switch ASLR off).
 const PERSONALITIES: &[u64] = &[0x0, 0x8, 0x20000, 0x20008, 0xffff_ffff];
 
+/// Syscalls allowed only when one argument passes a test; any other value returns EPERM.
+const ARGUMENT_RULES: &[(Syscall, u8, ArgTest)] = &[
+    (
+        (libc::SYS_clone, "SYS_clone"),
+        0,
+        ArgTest::NoBits(NAMESPACE_FLAGS),
+    ),
+    (
+        (libc::SYS_unshare, "SYS_unshare"),
+        0,
+        ArgTest::NoBits(NAMESPACE_FLAGS | CLONE_NEWTIME),
+    ),
+    (
+        (libc::SYS_ioctl, "SYS_ioctl"),
+        1,
+        ArgTest::NotIn(DENIED_IOCTLS),
+    ),
+    (
+        (libc::SYS_socket, "SYS_socket"),
+        0,
+        ArgTest::In(SOCKET_FAMILIES),
+    ),
+    (
+        (libc::SYS_personality, "SYS_personality"),
+        0,
+        ArgTest::In(PERSONALITIES),
+    ),
+];
+
+/// Bit 30 of a syscall number marks the x32 ABI; no table entry may have it.
+const X32_SYSCALL_BIT: u32 = 0x4000_0000;
+
 /// All syscalls the allow-list allows without conditions.
 pub fn allowed() -> impl Iterator<Item = Syscall> {
     ALLOWED
@@ -437,6 +488,126 @@ pub fn allowed() -> impl Iterator<Item = Syscall> {
 /// All syscalls on the kill list.
 pub fn kill_list() -> impl Iterator<Item = Syscall> {
     KILL_COMMON.iter().chain(KILL_ARCH).copied()
+}
+
+/// The filters of the default policy, with their names, in install order: one, the
+/// syscall tree (see the module documentation).
+pub fn default_filters(arch: TargetArch) -> Result<Vec<(&'static str, BpfProgram)>, SeccompError> {
+    let tree = tree::compile(
+        arch,
+        &syscall_table()?,
+        SeccompAction::Errno(libc::EPERM as u32),
+    )?;
+    Ok(vec![("syscall-tree", tree)])
+}
+
+/// Every syscall the policy names, with its verdict; later lists override earlier ones
+/// (allowed < argument rules < ENOSYS < kill).
+fn syscall_table() -> Result<BTreeMap<u32, Verdict>, SeccompError> {
+    let mut table = BTreeMap::new();
+    let mut set = |syscall: Syscall, verdict: Verdict| -> Result<(), SeccompError> {
+        table.insert(table_number(syscall)?, verdict);
+        Ok(())
+    };
+    for syscall in allowed() {
+        set(syscall, Verdict::Fixed(SeccompAction::Allow))?;
+    }
+    for &(syscall, arg, test) in ARGUMENT_RULES {
+        let check = ArgCheck {
+            arg,
+            test,
+            pass: SeccompAction::Allow,
+            fail: SeccompAction::Errno(libc::EPERM as u32),
+        };
+        set(syscall, Verdict::Check(check))?;
+    }
+    for &syscall in ENOSYS_LIST {
+        set(
+            syscall,
+            Verdict::Fixed(SeccompAction::Errno(libc::ENOSYS as u32)),
+        )?;
+    }
+    for syscall in kill_list() {
+        set(syscall, Verdict::Fixed(SeccompAction::KillProcess))?;
+    }
+    Ok(table)
+}
+
+/// The number of `syscall` as a table key: a native number, never an x32 one.
+fn table_number((nr, name): Syscall) -> Result<u32, SeccompError> {
+    u32::try_from(nr)
+        .ok()
+        .filter(|&nr| nr & X32_SYSCALL_BIT == 0)
+        .ok_or_else(|| SeccompError::Compile(format!("default policy: {name} is number {nr}")))
+}
+
+/// The policy as it was before the tree: three seccompiler filters of linear comparison
+/// chains (allow-list with the argument rules, enosys, kill), 1604 instructions on x86_64.
+/// Not installed by sandcell; the reference the tree is tested against and benchmarked
+/// with. Filters with their names, in install order.
+pub fn linear_filters(arch: TargetArch) -> Result<Vec<(&'static str, BpfProgram)>, SeccompError> {
+    let mut allow: BTreeMap<i64, Vec<SeccompRule>> =
+        allowed().map(|(nr, _)| (nr, Vec::new())).collect();
+    for ((nr, _), rules) in conditional()? {
+        allow.insert(nr, rules);
+    }
+    let allow_list = SeccompFilter::new(
+        allow,
+        SeccompAction::Errno(libc::EPERM as u32),
+        SeccompAction::Allow,
+        arch,
+    )
+    .map_err(backend)?;
+
+    let enosys = SeccompFilter::new(
+        ENOSYS_LIST
+            .iter()
+            .map(|&(nr, _)| (nr, Vec::new()))
+            .collect(),
+        SeccompAction::Allow,
+        SeccompAction::Errno(libc::ENOSYS as u32),
+        arch,
+    )
+    .map_err(backend)?;
+
+    let kill = SeccompFilter::new(
+        kill_list().map(|(nr, _)| (nr, Vec::new())).collect(),
+        SeccompAction::Allow,
+        SeccompAction::KillProcess,
+        arch,
+    )
+    .map_err(backend)?;
+
+    [
+        ("allow-list", allow_list),
+        ("enosys", enosys),
+        ("kill", kill),
+    ]
+    .into_iter()
+    .map(|(name, filter)| Ok((name, BpfProgram::try_from(filter).map_err(backend)?)))
+    .collect()
+}
+
+/// [`ARGUMENT_RULES`] as the linear filters state them, unchanged from before the tree so
+/// that the equivalence test checks the table's transcription too: syscalls allowed if any
+/// of their rules matches.
+fn conditional() -> Result<Vec<(Syscall, Vec<SeccompRule>)>, SeccompError> {
+    Ok(vec![
+        ((libc::SYS_clone, "SYS_clone"), no_bits(0, NAMESPACE_FLAGS)?),
+        (
+            (libc::SYS_unshare, "SYS_unshare"),
+            no_bits(0, NAMESPACE_FLAGS | CLONE_NEWTIME)?,
+        ),
+        ((libc::SYS_ioctl, "SYS_ioctl"), none_of(1, DENIED_IOCTLS)?),
+        (
+            (libc::SYS_socket, "SYS_socket"),
+            any_of(0, SOCKET_FAMILIES)?,
+        ),
+        (
+            (libc::SYS_personality, "SYS_personality"),
+            any_of(0, PERSONALITIES)?,
+        ),
+    ])
 }
 
 fn cond(arg: u8, op: SeccompCmpOp, value: u64) -> Result<SeccompCondition, SeccompError> {
@@ -476,69 +647,175 @@ fn no_bits(arg: u8, mask: u64) -> Result<Vec<SeccompRule>, SeccompError> {
     )?])?])
 }
 
-/// Syscalls allowed only with the given argument rules.
-fn conditional() -> Result<Vec<(Syscall, Vec<SeccompRule>)>, SeccompError> {
-    Ok(vec![
-        ((libc::SYS_clone, "SYS_clone"), no_bits(0, NAMESPACE_FLAGS)?),
-        (
-            (libc::SYS_unshare, "SYS_unshare"),
-            no_bits(0, NAMESPACE_FLAGS | CLONE_NEWTIME)?,
-        ),
-        ((libc::SYS_ioctl, "SYS_ioctl"), none_of(1, DENIED_IOCTLS)?),
-        (
-            (libc::SYS_socket, "SYS_socket"),
-            any_of(0, SOCKET_FAMILIES)?,
-        ),
-        (
-            (libc::SYS_personality, "SYS_personality"),
-            any_of(0, PERSONALITIES)?,
-        ),
-    ])
-}
-
 fn backend(e: seccompiler::BackendError) -> SeccompError {
     SeccompError::Compile(format!("default policy: {e}"))
 }
 
-/// The three filters of the default policy, with their names, in install order.
-pub fn default_filters(
-    arch: TargetArch,
-) -> Result<Vec<(&'static str, SeccompFilter)>, SeccompError> {
-    let mut allow: BTreeMap<i64, Vec<SeccompRule>> =
-        allowed().map(|(nr, _)| (nr, Vec::new())).collect();
-    for ((nr, _), rules) in conditional()? {
-        allow.insert(nr, rules);
+#[cfg(test)]
+mod tests {
+    use rand::rngs::StdRng;
+    use rand::{Rng, SeedableRng};
+
+    use super::super::eval::{self, run_program, SeccompOutcome, SyscallQuery};
+    use super::super::{native_arch, AUDIT_ARCH_AARCH64, AUDIT_ARCH_I386, AUDIT_ARCH_X86_64};
+    use super::*;
+
+    fn programs(filters: Vec<(&'static str, BpfProgram)>) -> Vec<BpfProgram> {
+        filters.into_iter().map(|(_, program)| program).collect()
     }
-    let allow_list = SeccompFilter::new(
-        allow,
-        SeccompAction::Errno(libc::EPERM as u32),
-        SeccompAction::Allow,
-        arch,
-    )
-    .map_err(backend)?;
 
-    let enosys = SeccompFilter::new(
-        ENOSYS_LIST
+    fn outcome(programs: &[BpfProgram], query: &SyscallQuery) -> SeccompOutcome {
+        eval::evaluate(programs.iter().map(Vec::as_slice), query).unwrap()
+    }
+
+    /// Argument values that hit every side of every argument rule: each namespace flag alone
+    /// and together, CLONE_NEWTIME, thread and fork flags, the denied and some allowed
+    /// ioctls, allowed and refused socket families, allowed and refused personalities, and
+    /// junk in the high half of each.
+    fn argument_probes() -> Vec<u64> {
+        let mut values = vec![0, 1, 0x80, 0xffff_ffff, u64::MAX, 1 << 32];
+        values.extend((0..32).map(|bit| 1u64 << bit));
+        values.extend([
+            NAMESPACE_FLAGS,
+            NAMESPACE_FLAGS | CLONE_NEWTIME,
+            (libc::CLONE_VM | libc::CLONE_THREAD | libc::CLONE_SETTLS) as u64,
+            (libc::CLONE_CHILD_SETTID | libc::CLONE_CHILD_CLEARTID | libc::SIGCHLD) as u64,
+            (libc::CLONE_FILES | libc::CLONE_NEWNET) as u64,
+            libc::TCGETS,
+            libc::FIONREAD,
+            libc::TIOCGWINSZ,
+            libc::AF_PACKET as u64,
+            libc::AF_VSOCK as u64,
+            libc::AF_BLUETOOTH as u64,
+            0x0040000, // ADDR_NO_RANDOMIZE
+            0xffff_fffe,
+        ]);
+        values.extend(DENIED_IOCTLS);
+        values.extend(SOCKET_FAMILIES);
+        values.extend(PERSONALITIES);
+        let high_junk: Vec<u64> = values.iter().map(|v| v | 0xdead_beef << 32).collect();
+        values.extend(high_junk);
+        values.sort_unstable();
+        values.dedup();
+        values
+    }
+
+    /// The architectures a syscall can arrive with: the native one and foreign ones.
+    fn arches() -> [u32; 4] {
+        let foreign = if cfg!(target_arch = "aarch64") {
+            AUDIT_ARCH_X86_64
+        } else {
+            AUDIT_ARCH_AARCH64
+        };
+        [eval::native_audit_arch(), AUDIT_ARCH_I386, foreign, 0]
+    }
+
+    /// Syscall numbers: 0..=1100, their x32 twins, and numbers past every table.
+    fn numbers() -> Vec<u32> {
+        let mut numbers: Vec<u32> = (0..=1100).collect();
+        numbers.extend((0..=1100).map(|nr| nr | X32_SYSCALL_BIT));
+        numbers.extend([
+            0x3fff_ffff,
+            0x7fff_ffff,
+            0x8000_0000,
+            0xbfff_ffff,
+            0xc000_0000,
+            0xffff_fffe,
+            u32::MAX,
+            1 << 20,
+        ]);
+        numbers
+    }
+
+    #[test]
+    fn the_tree_decides_exactly_like_the_three_linear_filters() {
+        let arch = native_arch().unwrap();
+        let old = programs(linear_filters(arch).unwrap());
+        let new = programs(default_filters(arch).unwrap());
+        let probes = argument_probes();
+        let checked: Vec<u32> = ARGUMENT_RULES
             .iter()
-            .map(|&(nr, _)| (nr, Vec::new()))
-            .collect(),
-        SeccompAction::Allow,
-        SeccompAction::Errno(libc::ENOSYS as u32),
-        arch,
-    )
-    .map_err(backend)?;
+            .map(|&(s, _, _)| table_number(s).unwrap())
+            .collect();
+        let mut rng = StdRng::seed_from_u64(7);
+        let mut compared = 0usize;
+        for arch in arches() {
+            for nr in numbers() {
+                let mut query = SyscallQuery::native(0, &[]);
+                query.arch = arch;
+                query.nr = nr as i32;
+                // The syscalls with argument rules get every probe in each of their first
+                // two arguments; every number gets a few probes and random arguments.
+                let mut arg_sets: Vec<[u64; 6]> = vec![[0; 6], [u64::MAX; 6]];
+                arg_sets.extend((0..4).map(|_| std::array::from_fn(|_| rng.random())));
+                if checked.contains(&(nr & !X32_SYSCALL_BIT)) {
+                    for &a in &probes {
+                        arg_sets.push([a, 0, 0, 0, 0, 0]);
+                        arg_sets.push([0, a, 0, 0, 0, 0]);
+                        arg_sets.push([a, a, a, a, a, a]);
+                    }
+                }
+                for args in arg_sets {
+                    query.args = args;
+                    assert_eq!(
+                        outcome(&new, &query),
+                        outcome(&old, &query),
+                        "arch {arch:#x}, nr {nr:#x}, args {args:x?}"
+                    );
+                    compared += 1;
+                }
+            }
+        }
+        assert!(compared > 50_000, "{compared}");
+    }
 
-    let kill = SeccompFilter::new(
-        kill_list().map(|(nr, _)| (nr, Vec::new())).collect(),
-        SeccompAction::Allow,
-        SeccompAction::KillProcess,
-        arch,
-    )
-    .map_err(backend)?;
+    #[test]
+    fn every_program_lets_the_next_install_and_the_exec_through() {
+        for program in programs(default_filters(native_arch().unwrap()).unwrap()) {
+            for nr in [libc::SYS_seccomp, libc::SYS_execve, libc::SYS_exit_group] {
+                let ret = run_program(&program, &SyscallQuery::native(nr, &[])).unwrap();
+                assert_eq!(ret, u32::from(SeccompAction::Allow), "{nr}");
+            }
+        }
+    }
 
-    Ok(vec![
-        ("allow-list", allow_list),
-        ("enosys", enosys),
-        ("kill", kill),
-    ])
+    #[test]
+    fn the_tree_is_a_fraction_of_the_linear_filters() {
+        let arch = native_arch().unwrap();
+        let length = |filters: Vec<(&str, BpfProgram)>| -> usize {
+            filters.iter().map(|(_, program)| program.len()).sum()
+        };
+        let old = length(linear_filters(arch).unwrap());
+        let new = length(default_filters(arch).unwrap());
+        assert!(new * 2 < old, "tree {new} vs linear {old} instructions");
+    }
+
+    #[test]
+    fn table_numbers_are_native_numbers() {
+        assert_eq!(
+            table_number((libc::SYS_read, "read")).unwrap(),
+            libc::SYS_read as u32
+        );
+        assert!(table_number((-1, "negative")).is_err());
+        assert!(table_number((0x4000_0001, "x32 write")).is_err());
+        assert!(table_number((1 << 33, "huge")).is_err());
+    }
+
+    #[test]
+    fn later_lists_win_in_the_table() {
+        let table = syscall_table().unwrap();
+        let nr = |nr: i64| &table[&(nr as u32)];
+        let enosys = Verdict::Fixed(SeccompAction::Errno(libc::ENOSYS as u32));
+        assert_eq!(
+            nr(libc::SYS_clone3),
+            &enosys,
+            "clone3 is on the allow-list too"
+        );
+        assert_eq!(nr(libc::SYS_read), &Verdict::Fixed(SeccompAction::Allow));
+        assert!(matches!(nr(libc::SYS_ioctl), Verdict::Check(_)));
+        assert_eq!(
+            nr(libc::SYS_reboot),
+            &Verdict::Fixed(SeccompAction::KillProcess)
+        );
+    }
 }

@@ -7,13 +7,16 @@
 //! - `CompiledPolicy::programs()` — BPF programs in install order; the child installs each
 //!   with seccomp(SECCOMP_SET_MODE_FILTER) as its very last step before execve.
 //!
-//! The default policy ([`default_policy`]) is compiled once per process; policy files
-//! ([`json`]) once per file version. Every program of a policy allows `seccomp` (so the
-//! next one can be installed), `execve` and `exit_group`.
+//! The default policy ([`default_policy`]) is one filter, compiled once per process by
+//! `tree` into a binary search over syscall-number ranges (cheap for the kernel to install
+//! and to run); policy files ([`json`]) are seccompiler's linear filters, compiled once per
+//! file version. Every program of a policy allows `seccomp` (so the next one can be
+//! installed), `execve` and `exit_group`.
 
 pub mod default_policy;
 mod eval;
 pub mod json;
+mod tree;
 
 use std::sync::{Arc, OnceLock};
 
@@ -89,13 +92,9 @@ pub fn default() -> Result<Arc<CompiledPolicy>, SeccompError> {
 }
 
 fn compile_default() -> Result<CompiledPolicy, SeccompError> {
-    let mut names = Vec::new();
-    let mut programs = Vec::new();
-    for (name, filter) in default_policy::default_filters(native_arch()?)? {
-        let program = BpfProgram::try_from(filter)
-            .map_err(|e| SeccompError::Compile(format!("default policy filter {name}: {e}")))?;
-        names.push(name.to_string());
-        programs.push(program);
-    }
+    let (names, programs) = default_policy::default_filters(native_arch()?)?
+        .into_iter()
+        .map(|(name, program)| (name.to_string(), program))
+        .unzip();
     Ok(CompiledPolicy::new(names, programs))
 }
