@@ -386,7 +386,8 @@ impl HostReport {
             (Some(mode), policy) => {
                 let policy = match policy {
                     Ok((filters, insns)) => {
-                        format!("default policy {filters} filters, {insns} BPF instructions")
+                        let plural = if *filters == 1 { "" } else { "s" };
+                        format!("default policy {filters} filter{plural}, {insns} BPF instructions")
                     }
                     Err(e) => format!("default policy does not compile: {e}"),
                 };
@@ -657,7 +658,7 @@ mod tests {
             seccomp_actions: ["kill_process", "errno", "allow"]
                 .map(String::from)
                 .to_vec(),
-            default_policy: Ok((3, 1500)),
+            default_policy: Ok((1, 200)),
             no_new_privs: true,
             filesystems: ["proc", "tmpfs", "overlay"].map(String::from).to_vec(),
             overlay_module: false,
