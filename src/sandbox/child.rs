@@ -16,7 +16,7 @@ use std::sync::Arc;
 use libc::{c_char, c_ulong};
 
 use super::seccomp::CompiledPolicy;
-use super::sys::{self, CloneArgs, Errno, SysResult};
+use super::sys::{self, Errno, SysResult};
 
 /// Bind sources opened with open_tree before pivot_root, at most this many per run.
 pub(super) const MAX_BIND_SLOTS: usize = 32;
@@ -455,38 +455,47 @@ pub(super) fn apply_all(
     }
 }
 
-/// Entry point of PID 1 of the cell, right after clone3. Never returns.
-pub(super) fn init_main(plan: &ChildPlan) -> ! {
+/// Size of the stack the program process uses between its clone and execve.
+pub(super) const PROGRAM_STACK: usize = 256 * 1024;
+
+/// Entry point of PID 1 of the cell, right after clone3. Never returns. `stack` (of
+/// [`PROGRAM_STACK`] bytes, allocated before the clone) is where the program process runs
+/// until it execs.
+pub(super) fn init_main(plan: &ChildPlan, stack: &mut [u8]) -> ! {
     let mut slots = [-1; MAX_BIND_SLOTS];
     apply_all(plan.error_fd, Phase::Init, &plan.init_steps, &mut slots);
-    start_program(plan)
+    start_program(plan, stack)
 }
 
-/// Forks the program (which applies `program_steps` and execs), then reaps. Never returns.
-pub(super) fn start_program(plan: &ChildPlan) -> ! {
-    let mut args = CloneArgs {
-        exit_signal: libc::SIGCHLD as u64,
-        ..CloneArgs::default()
-    };
-    // SAFETY: the calling process is single-threaded (PID 1 of a cell) and the program branch
-    // runs only the prepared steps before execve or _exit.
-    match unsafe { sys::clone3(&mut args) } {
-        Ok(0) => {
-            let mut slots = [-1; MAX_BIND_SLOTS];
-            apply_all(
-                plan.error_fd,
-                Phase::Program,
-                &plan.program_steps,
-                &mut slots,
-            );
-            // The last step is Exec, which only returns as an error.
-            fail(
-                plan.error_fd,
-                Phase::Program,
-                plan.program_steps.len(),
-                libc::EINVAL,
-            )
-        }
+/// The program process: applies `program_steps`, ending in execve (or a failure report).
+extern "C" fn program_main(plan: *mut libc::c_void) -> libc::c_int {
+    // SAFETY: `start_program` passes a pointer to its `&ChildPlan`, which stays valid while
+    // it is suspended by CLONE_VFORK, i.e. until this process execs or exits.
+    let plan = unsafe { &*(plan as *const ChildPlan) };
+    let mut slots = [-1; MAX_BIND_SLOTS];
+    apply_all(
+        plan.error_fd,
+        Phase::Program,
+        &plan.program_steps,
+        &mut slots,
+    );
+    // The last step is Exec, which only returns as an error.
+    fail(
+        plan.error_fd,
+        Phase::Program,
+        plan.program_steps.len(),
+        libc::EINVAL,
+    )
+}
+
+/// Starts the program vfork-style (it shares this process's memory until it execs: no page
+/// table copy, no copy-on-write faults), then reaps. Never returns.
+pub(super) fn start_program(plan: &ChildPlan, stack: &mut [u8]) -> ! {
+    let arg = plan as *const ChildPlan as *mut libc::c_void;
+    // SAFETY: this process is single-threaded (PID 1 of a cell) and suspended until the
+    // program execs or exits; `program_main` runs only the prepared raw-syscall steps on
+    // `stack`, which nothing else uses, and ends in execve or _exit.
+    match unsafe { sys::clone_vfork(stack, program_main, arg) } {
         Ok(program) => reap(plan, program),
         Err(errno) => fail(plan.error_fd, Phase::Fork, 0, errno),
     }

@@ -340,7 +340,8 @@ impl Launcher {
                 | libc::CLONE_NEWNET
                 | libc::CLONE_NEWIPC
                 | libc::CLONE_NEWUTS
-                | libc::CLONE_PIDFD) as u64,
+                | libc::CLONE_PIDFD) as u64
+                | sys::CLONE_CLEAR_SIGHAND,
             pidfd: &mut pidfd as *mut RawFd as u64,
             exit_signal: libc::SIGCHLD as u64,
             ..CloneArgs::default()
@@ -349,11 +350,12 @@ impl Launcher {
             args.flags |= CLONE_INTO_CGROUP;
             args.cgroup = fd.as_raw_fd() as u64;
         }
+        let mut stack = vec![0u8; child::PROGRAM_STACK];
         let started = Instant::now();
         // SAFETY: the child runs only `child::init_main`, which applies the prepared step
         // lists with async-signal-safe raw syscalls and ends in execve or _exit.
         let pid = match unsafe { sys::clone3(&mut args) } {
-            Ok(0) => child::init_main(&plan),
+            Ok(0) => child::init_main(&plan, &mut stack),
             Ok(pid) => pid,
             Err(errno) => {
                 return Err(SandboxError::prepare(

@@ -104,7 +104,8 @@ pub(super) fn init_main(plan: &PreparedPlan) -> ! {
         reaper_closes: vec![fds[0], fds[1], fds[2], plan.control.as_raw_fd()],
     };
     drop(spec);
+    let mut stack = vec![0u8; child::PROGRAM_STACK];
     // Never returns: `stdin` and the plan's descriptors stay open for the fork; the reaper
     // closes its copies by number.
-    child::start_program(&program)
+    child::start_program(&program, &mut stack)
 }

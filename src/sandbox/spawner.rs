@@ -273,7 +273,8 @@ fn clone_cell(body: &[u8], fds: Vec<OwnedFd>) -> Result<(libc::pid_t, OwnedFd), 
             | libc::CLONE_NEWNET
             | libc::CLONE_NEWIPC
             | libc::CLONE_NEWUTS
-            | libc::CLONE_PIDFD) as u64,
+            | libc::CLONE_PIDFD) as u64
+            | sys::CLONE_CLEAR_SIGHAND,
         pidfd: &mut pidfd as *mut RawFd as u64,
         // CLONE_PARENT: the child's exit signal is ours (SIGCHLD); clone3 wants 0 here.
         exit_signal: 0,

@@ -54,6 +54,8 @@ pub struct CloneArgs {
 
 /// CLONE_INTO_CGROUP (linux/sched.h), not in libc 0.2.
 pub const CLONE_INTO_CGROUP: u64 = 0x2_0000_0000;
+/// CLONE_CLEAR_SIGHAND (linux/sched.h, 5.5): the child starts with default signal handlers.
+pub const CLONE_CLEAR_SIGHAND: u64 = 0x1_0000_0000;
 
 /// clone3(2) without a new stack: like fork, the child continues here with a copy of the
 /// parent's memory and gets `Ok(0)`; the parent gets the child's pid.
@@ -73,6 +75,35 @@ pub unsafe fn clone3(args: &mut CloneArgs) -> SysResult<pid_t> {
         )
     };
     check_long(ret).map(|p| p as pid_t)
+}
+
+/// clone(2) with CLONE_VM | CLONE_VFORK, as posix_spawn does: the child runs `entry(arg)` on
+/// `stack` in the caller's memory (no page tables are copied, no copy-on-write faults
+/// follow), and the caller is suspended until the child execs or exits.
+///
+/// # Safety
+/// `entry` may only make async-signal-safe raw syscalls on data that stays valid, must not
+/// unwind, and must end in execve or _exit. `arg` must stay valid and `stack` unused by
+/// anything else until this returns.
+pub unsafe fn clone_vfork(
+    stack: &mut [u8],
+    entry: extern "C" fn(*mut libc::c_void) -> c_int,
+    arg: *mut libc::c_void,
+) -> SysResult<pid_t> {
+    // The stack grows down from its 16-byte aligned top.
+    let top = stack.as_mut_ptr().wrapping_add(stack.len());
+    let top = top.wrapping_sub(top as usize % 16);
+    // SAFETY: `top` is the aligned end of a writable buffer the child alone uses; the caller
+    // upholds the contract above, and CLONE_VFORK keeps the caller's frames untouched until
+    // the child has left this memory (execve or _exit).
+    check(unsafe {
+        libc::clone(
+            entry,
+            top.cast(),
+            libc::CLONE_VM | libc::CLONE_VFORK | libc::SIGCHLD,
+            arg,
+        )
+    })
 }
 
 /// mount(2).
