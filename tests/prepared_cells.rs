@@ -310,3 +310,36 @@ fn concurrent_runs_then_shutdown_leave_nothing_behind() {
         "spawner or cells still alive"
     );
 }
+
+#[test]
+fn a_dead_spawner_is_replaced() {
+    let _serial = serial();
+    let Some(rootfs) = common::setup() else {
+        return;
+    };
+    let launcher = launcher(0);
+    assert_eq!(run(&launcher, spec(&rootfs, "true")).verdict, Verdict::OK);
+    let ours = std::process::id().to_string();
+    let spawners: Vec<String> = std::fs::read_dir("/proc")
+        .unwrap()
+        .flatten()
+        .filter(|e| {
+            let dir = e.path();
+            let cmdline = std::fs::read(dir.join("cmdline")).unwrap_or_default();
+            let stat = std::fs::read_to_string(dir.join("stat")).unwrap_or_default();
+            String::from_utf8_lossy(&cmdline).contains("__spawner")
+                && stat
+                    .rsplit_once(") ")
+                    .and_then(|(_, rest)| rest.split_whitespace().nth(1))
+                    == Some(ours.as_str())
+        })
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .collect();
+    assert_eq!(spawners.len(), 1, "one spawner process: {spawners:?}");
+    let pid: i32 = spawners[0].parse().unwrap();
+    nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), nix::sys::signal::SIGKILL).unwrap();
+    std::thread::sleep(Duration::from_millis(100));
+    let r = run(&launcher, spec(&rootfs, "echo again"));
+    assert_eq!(r.verdict, Verdict::OK, "{r:?}");
+    assert_eq!(stdout(&r), "again\n");
+}

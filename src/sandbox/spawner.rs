@@ -19,7 +19,7 @@
 //! cgroup...]`, answered by a JSON [`SpawnReply`] carrying the cell's pidfd.
 
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd, RawFd};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::{mpsc, Mutex};
 use std::thread::JoinHandle;
 
@@ -70,30 +70,19 @@ pub(super) struct CellFds<'a> {
     pub cgroup: Vec<BorrowedFd<'a>>,
 }
 
-/// The launcher's handle on its spawner process.
-pub(super) struct Spawner {
-    sock: Mutex<OwnedFd>,
-    stop: Mutex<Option<mpsc::Sender<()>>>,
-    keeper: Mutex<Option<JoinHandle<()>>>,
+/// One running spawner process and the thread that is its parent.
+struct Process {
+    sock: OwnedFd,
+    /// Dropping it lets the parent thread reap the process and end.
+    stop: mpsc::Sender<()>,
+    keeper: JoinHandle<()>,
 }
 
-impl std::fmt::Debug for Spawner {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("Spawner")
-    }
-}
-
-fn spawn_error(what: &str, e: impl std::fmt::Display) -> SandboxError {
-    SandboxError::prepare(
-        format!("spawner: {what}"),
-        std::io::Error::other(e.to_string()),
-    )
-}
-
-impl Spawner {
-    /// Starts `exe __spawner` from a dedicated thread that stays its parent until
-    /// [`stop`](Self::stop).
-    pub fn start(exe: &Path) -> Result<Spawner, SandboxError> {
+impl Process {
+    /// Starts `exe __spawner` from a dedicated thread that stays its parent until stopped:
+    /// parent-death signals follow the parent thread, for the spawner and for every cell
+    /// cloned through it (CLONE_PARENT).
+    fn start(exe: &Path) -> Result<Process, SandboxError> {
         let (ours, theirs) = ipc::seqpacket_pair()
             .map_err(|e| SandboxError::prepare("spawner: create socket", e))?;
         let (ready_tx, ready_rx) = mpsc::channel::<std::io::Result<()>>();
@@ -112,8 +101,6 @@ impl Spawner {
                 match child {
                     Ok(mut child) => {
                         let _ = ready_tx.send(Ok(()));
-                        // Parked until the launcher stops: the spawner (and every cell
-                        // cloned through it) has this thread as its parent.
                         let _ = stop_rx.recv();
                         let _ = child.wait();
                     }
@@ -124,17 +111,74 @@ impl Spawner {
             })
             .map_err(|e| SandboxError::prepare("spawner: start thread", e))?;
         match ready_rx.recv() {
-            Ok(Ok(())) => Ok(Spawner {
-                sock: Mutex::new(ours),
-                stop: Mutex::new(Some(stop_tx)),
-                keeper: Mutex::new(Some(keeper)),
+            Ok(Ok(())) => Ok(Process {
+                sock: ours,
+                stop: stop_tx,
+                keeper,
             }),
             Ok(Err(e)) => Err(SandboxError::prepare(format!("spawner: run {shown}"), e)),
             Err(e) => Err(spawn_error("start", e)),
         }
     }
 
-    /// Asks the spawner to clone a prepared cell; returns its pid and pidfd.
+    /// One request and its reply; `None` when the process is gone.
+    fn call(&self, body: &[u8], fds: &[BorrowedFd<'_>]) -> Option<ipc::Received> {
+        ipc::send(self.sock.as_fd(), body, fds).ok()?;
+        ipc::recv(self.sock.as_fd(), MAX_REPLY)
+            .ok()
+            .filter(|reply| !reply.bytes.is_empty())
+    }
+
+    /// Ends the process (it sees end of stream), then its parent thread.
+    fn stop(self) {
+        let _ = nix::sys::socket::shutdown(self.sock.as_raw_fd(), nix::sys::socket::Shutdown::Both);
+        drop(self.stop);
+        let _ = self.keeper.join();
+    }
+}
+
+#[derive(Default)]
+struct State {
+    current: Option<Process>,
+    /// Processes that died: their threads stay until [`Spawner::stop`], as the parent of
+    /// cells they cloned that may still run.
+    dead: Vec<Process>,
+}
+
+/// The launcher's handle on its spawner process; restarts it if it dies.
+pub(super) struct Spawner {
+    exe: PathBuf,
+    state: Mutex<State>,
+}
+
+impl std::fmt::Debug for Spawner {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Spawner")
+    }
+}
+
+fn spawn_error(what: &str, e: impl std::fmt::Display) -> SandboxError {
+    SandboxError::prepare(
+        format!("spawner: {what}"),
+        std::io::Error::other(e.to_string()),
+    )
+}
+
+impl Spawner {
+    /// Starts the spawner process (`exe __spawner`).
+    pub fn start(exe: &Path) -> Result<Spawner, SandboxError> {
+        let process = Process::start(exe)?;
+        Ok(Spawner {
+            exe: exe.to_path_buf(),
+            state: Mutex::new(State {
+                current: Some(process),
+                dead: Vec::new(),
+            }),
+        })
+    }
+
+    /// Asks the spawner to clone a prepared cell; returns its pid and pidfd. A spawner
+    /// process that died is replaced once per call.
     pub fn spawn(
         &self,
         request: &SpawnRequest,
@@ -143,13 +187,26 @@ impl Spawner {
         let body = serde_json::to_vec(request).map_err(|e| spawn_error("encode request", e))?;
         let mut all = vec![fds.stdout, fds.stderr, fds.errors, fds.status, fds.control];
         all.extend(fds.cgroup);
-        let sock = self.sock.lock().unwrap_or_else(|p| p.into_inner());
-        ipc::send(sock.as_fd(), &body, &all).map_err(|e| spawn_error("send request", e))?;
-        let reply = ipc::recv(sock.as_fd(), MAX_REPLY).map_err(|e| spawn_error("read reply", e))?;
-        drop(sock);
-        if reply.bytes.is_empty() {
-            return Err(spawn_error("read reply", "the spawner process is gone"));
-        }
+        let mut state = self.state.lock().unwrap_or_else(|p| p.into_inner());
+        let mut restarted = false;
+        let reply = loop {
+            if state.current.is_none() {
+                state.current = Some(Process::start(&self.exe)?);
+                restarted = true;
+            }
+            match state.current.as_ref().and_then(|p| p.call(&body, &all)) {
+                Some(reply) => break reply,
+                None => {
+                    tracing::warn!("the cell spawner process died; starting a new one");
+                    let dead = state.current.take();
+                    state.dead.extend(dead);
+                    if restarted {
+                        return Err(spawn_error("clone the cell", "the spawner process died"));
+                    }
+                }
+            }
+        };
+        drop(state);
         match serde_json::from_slice(&reply.bytes) {
             Ok(SpawnReply::Cloned { pid }) => match reply.fds.into_iter().next() {
                 Some(pidfd) => Ok((pid, pidfd)),
@@ -160,15 +217,19 @@ impl Spawner {
         }
     }
 
-    /// Ends the spawner process (it sees end of stream) and its parent thread. Call only
-    /// when no cell cloned through it is alive any more.
+    /// Ends the spawner process and its parent thread(s). Call only when no cell cloned
+    /// through it is alive any more.
     pub fn stop(&self) {
-        let sock = self.sock.lock().unwrap_or_else(|p| p.into_inner());
-        let _ = nix::sys::socket::shutdown(sock.as_raw_fd(), nix::sys::socket::Shutdown::Both);
-        drop(sock);
-        drop(self.stop.lock().unwrap_or_else(|p| p.into_inner()).take());
-        if let Some(keeper) = self.keeper.lock().unwrap_or_else(|p| p.into_inner()).take() {
-            let _ = keeper.join();
+        let mut state = self.state.lock().unwrap_or_else(|p| p.into_inner());
+        let processes: Vec<Process> = state
+            .current
+            .take()
+            .into_iter()
+            .chain(state.dead.drain(..))
+            .collect();
+        drop(state);
+        for process in processes {
+            process.stop();
         }
     }
 }
