@@ -10,7 +10,7 @@ impl CellCgroup {
         limits::apply(
             &self.dirs,
             limits,
-            Some(&self.limits),
+            limits::Written::Known(&self.limits),
             &self.shared.features,
         )?;
         self.limits = limits.clone();

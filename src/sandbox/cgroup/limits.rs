@@ -36,21 +36,43 @@ fn cpu_quota_us(cpus: f64) -> u64 {
     ((cpus * CPU_PERIOD_US as f64).round() as u64).max(MIN_QUOTA_US)
 }
 
-/// Writes `limits` into a cell. A fresh cell (`previous` None) has the kernel's defaults
-/// (no limit) and gets only the limits asked for; a reused (pooled) cell gets only what
-/// differs from `previous`, absent limits written back to "no limit". A limit whose
+/// What a cell's limit files hold before [`apply`] writes new limits.
+#[derive(Debug, Clone, Copy)]
+pub(super) enum Written<'a> {
+    /// A new cell: the kernel's defaults (no limit), and the one-time settings not yet made.
+    Fresh,
+    /// These limits, written by an earlier `apply`.
+    Known(&'a CgroupLimits),
+}
+
+/// Writes `limits` into a cell. A fresh cell gets only the limits asked for (plus the
+/// one-time settings: no swap, group OOM kills); a reused or activated cell gets what
+/// differs from what it holds, absent limits written back to "no limit". A limit whose
 /// controller is missing is skipped: the launcher asked `unenforceable` first.
 pub(super) fn apply(
     dirs: &CellDirs,
     limits: &CgroupLimits,
-    previous: Option<&CgroupLimits>,
+    written: Written<'_>,
     features: &CgroupFeatures,
 ) -> Result<(), CgroupError> {
-    let fresh = previous.is_none();
-    let before = previous.cloned().unwrap_or_default();
-    let memory = (limits.memory != before.memory).then_some(limits.memory);
-    let pids = (limits.pids != before.pids).then_some(limits.pids);
-    let cpus = (limits.cpus != before.cpus).then_some(limits.cpus);
+    let fresh = matches!(written, Written::Fresh);
+    let default = CgroupLimits::default();
+    let before = match written {
+        Written::Fresh => Some(&default),
+        Written::Known(limits) => Some(limits),
+    };
+    // Some(value) when the file must be written: value None means "no limit".
+    let memory = before
+        .is_none_or(|b| b.memory != limits.memory)
+        .then_some(limits.memory);
+    let pids = before
+        .is_none_or(|b| b.pids != limits.pids)
+        .then_some(limits.pids);
+    let cpus = before
+        .is_none_or(|b| b.cpus != limits.cpus)
+        .then_some(limits.cpus);
+    // v1: the CFS period goes with the first quota a cell gets (fresh or activated later).
+    let first_quota = limits.cpus.is_some() && before.is_none_or(|b| b.cpus.is_none());
     match dirs.mode {
         CgroupMode::V1 => {
             if let Some(dir) = dirs.dir_of("memory") {
@@ -70,7 +92,7 @@ pub(super) fn apply(
                 )?;
             }
             if let (Some(dir), Some(c)) = (dirs.dir_of("cpu"), cpus) {
-                if fresh {
+                if first_quota {
                     fsio::write(&dir.join("cpu.cfs_period_us"), &CPU_PERIOD_US.to_string())?;
                 }
                 let quota = c.map_or("-1".into(), |c| cpu_quota_us(c).to_string());
@@ -174,6 +196,82 @@ mod tests {
                 "{bad:?}"
             );
         }
+    }
+
+    /// Empties the limit files of a fake v1 cell (memory, pids, cpu), applies `limits`, and
+    /// returns the files written and their values.
+    fn written_by(
+        root: &Path,
+        limits: &CgroupLimits,
+        written: Written<'_>,
+    ) -> Vec<(String, String)> {
+        let dirs = CellDirs {
+            mode: CgroupMode::V1,
+            dirs: ["memory", "pids", "cpu"]
+                .map(|c| (vec![c], root.join(c)))
+                .to_vec(),
+        };
+        let files = [
+            "memory/memory.limit_in_bytes",
+            "memory/memory.swappiness",
+            "pids/pids.max",
+            "cpu/cpu.cfs_period_us",
+            "cpu/cpu.cfs_quota_us",
+        ];
+        for f in files {
+            std::fs::create_dir_all(root.join(f).parent().unwrap()).unwrap();
+            std::fs::write(root.join(f), "").unwrap();
+        }
+        apply(&dirs, limits, written, &CgroupFeatures::default()).unwrap();
+        files
+            .iter()
+            .filter_map(|f| {
+                let text = std::fs::read_to_string(root.join(f)).unwrap();
+                (!text.is_empty()).then(|| (f.rsplit('/').next().unwrap().to_string(), text))
+            })
+            .collect()
+    }
+
+    #[test]
+    fn activation_writes_what_differs() {
+        let tmp = tempfile::tempdir().unwrap();
+        let run = CgroupLimits {
+            memory: Some(64 << 20),
+            pids: Some(16),
+            cpus: Some(0.5),
+        };
+        let pairs = |v: &[(&str, &str)]| -> Vec<(String, String)> {
+            v.iter()
+                .map(|(a, b)| (a.to_string(), b.to_string()))
+                .collect()
+        };
+        // A fresh cell without limits (a pre-started cell): only the one-time setting.
+        let none = CgroupLimits::default();
+        assert_eq!(
+            written_by(tmp.path(), &none, Written::Fresh),
+            pairs(&[("memory.swappiness", "0")])
+        );
+        // Its activation: every limit, and the CFS period with the first quota.
+        assert_eq!(
+            written_by(tmp.path(), &run, Written::Known(&none)),
+            pairs(&[
+                ("memory.limit_in_bytes", "67108864"),
+                ("pids.max", "16"),
+                ("cpu.cfs_period_us", "100000"),
+                ("cpu.cfs_quota_us", "50000"),
+            ])
+        );
+        // The same limits again: nothing.
+        assert!(written_by(tmp.path(), &run, Written::Known(&run)).is_empty());
+        // Back to no limits.
+        assert_eq!(
+            written_by(tmp.path(), &none, Written::Known(&run)),
+            pairs(&[
+                ("memory.limit_in_bytes", "-1"),
+                ("pids.max", "max"),
+                ("cpu.cfs_quota_us", "-1"),
+            ])
+        );
     }
 
     #[test]

@@ -61,6 +61,7 @@ use std::time::Duration;
 pub use setup::CgroupFeatures;
 
 use detect::Layout;
+use limits::Written;
 use pool::Pool;
 use usage::Baseline;
 
@@ -386,7 +387,7 @@ impl CellCgroup {
             std::fs::create_dir(&dir).map_err(|e| fsio::io_error(&dir, e))?;
             cell.dirs.dirs.push((controllers, dir));
         }
-        limits::apply(&cell.dirs, limits, None, &cell.shared.features)?;
+        limits::apply(&cell.dirs, limits, Written::Fresh, &cell.shared.features)?;
         cell.limits = limits.clone();
         for dir in cell.dirs.all() {
             let procs = dir.join("cgroup.procs");

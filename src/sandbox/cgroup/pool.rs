@@ -17,8 +17,9 @@ use std::os::fd::OwnedFd;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 
+use super::limits::{self, Written};
 use super::usage::Baseline;
-use super::{fsio, limits, CellCgroup, CellDirs, CgroupError, CgroupLimits, HostShared};
+use super::{fsio, CellCgroup, CellDirs, CgroupError, CgroupLimits, HostShared};
 
 /// A parked cell: everything but the link to the host.
 #[derive(Debug)]
@@ -116,7 +117,7 @@ impl CellCgroup {
         limits::apply(
             &self.dirs,
             limits,
-            Some(&self.limits),
+            Written::Known(&self.limits),
             &self.shared.features,
         )?;
         self.limits = limits.clone();
