@@ -45,19 +45,6 @@ pub(super) fn read(path: &Path) -> Result<String, CgroupError> {
     Ok(text)
 }
 
-pub(super) fn read_u64(path: &Path) -> Result<u64, CgroupError> {
-    let text = read(path)?;
-    text.trim().parse().map_err(|_| {
-        io_error(
-            path,
-            std::io::Error::new(
-                ErrorKind::InvalidData,
-                format!("not a number: {:?}", text.trim()),
-            ),
-        )
-    })
-}
-
 /// The value of `key` in a flat keyed file ("key value" per line: memory.events, cpu.stat,
 /// memory.oom_control, cgroup.events).
 pub(super) fn keyed(text: &str, key: &str) -> Option<u64> {

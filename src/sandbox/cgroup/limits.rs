@@ -43,6 +43,8 @@ pub(super) enum Written<'a> {
     Fresh,
     /// These limits, written by an earlier `apply`.
     Known(&'a CgroupLimits),
+    /// Unknown (an earlier `apply` failed half-way): every limit is written.
+    Unknown,
 }
 
 /// Writes `limits` into a cell. A fresh cell gets only the limits asked for (plus the
@@ -60,6 +62,7 @@ pub(super) fn apply(
     let before = match written {
         Written::Fresh => Some(&default),
         Written::Known(limits) => Some(limits),
+        Written::Unknown => None,
     };
     // Some(value) when the file must be written: value None means "no limit".
     let memory = before
@@ -233,7 +236,7 @@ mod tests {
     }
 
     #[test]
-    fn activation_writes_what_differs() {
+    fn activation_writes_what_differs_unknown_writes_everything() {
         let tmp = tempfile::tempdir().unwrap();
         let run = CgroupLimits {
             memory: Some(64 << 20),
@@ -266,6 +269,15 @@ mod tests {
         // Back to no limits.
         assert_eq!(
             written_by(tmp.path(), &none, Written::Known(&run)),
+            pairs(&[
+                ("memory.limit_in_bytes", "-1"),
+                ("pids.max", "max"),
+                ("cpu.cfs_quota_us", "-1"),
+            ])
+        );
+        // After a failed write nothing is known: everything is written.
+        assert_eq!(
+            written_by(tmp.path(), &none, Written::Unknown),
             pairs(&[
                 ("memory.limit_in_bytes", "-1"),
                 ("pids.max", "max"),

@@ -7,8 +7,10 @@
 //! - `CellCgroup::join_fds()` — open `cgroup.procs` files (O_WRONLY|O_CLOEXEC) that the
 //!   child writes "0" into, joining every hierarchy, before it execs anything.
 //! - `CellCgroup::clone_into_fd()` — v2 only: a dir fd for clone3 CLONE_INTO_CGROUP.
-//! - `cpu_usage`, `memory_peak`, `oom_kills` while/after running; `kill_all` on timeout;
-//!   `remove` (also done on Drop) at the end.
+//! - `CellCgroup::activate(&mut self, &CgroupLimits)` — for a cell whose PID 1 was started
+//!   ahead of the request (warm path): the run's limits, counters restarted, from the parent.
+//! - `cpu_usage`, `memory_peak`, `oom_kills` while/after running (since creation or the last
+//!   activation); `kill_all` on timeout; `remove` (also done on Drop) at the end.
 //!
 //! # Theory of operation
 //! * **Detection** parses /proc/self/mountinfo and /proc/self/cgroup ([`detect`]). A pure v2
@@ -28,11 +30,15 @@
 //!   launcher can instead clone3 straight into [`CellCgroup::clone_into_fd`].
 //! * **End**: [`CellCgroup::kill_all`] (cgroup.kill, or freeze + SIGKILL + thaw), then rmdir;
 //!   `remove` and Drop both do it, so errors and panics of the supervisor path clean up too.
-//! * **Pool** (optional, [`CgroupHost::with_pool`]): a few finished cells are reset and
-//!   reused, see [`pool`] for the trade-offs. Measured with `examples/cgroup_bench.rs` on
-//!   the v1 CI host (5 hierarchies, medians of 1000): create+remove 390-540 µs fresh,
-//!   94-110 µs pooled. The budget is ~0.5 ms for cgroup+seccomp, so the launcher
-//!   should use a pool on v1.
+//! * **Activation** ([`activate`]): limits written, counters reset or baselined, so the
+//!   readings describe the run from then on; used by the pool and by pre-started cells.
+//! * **Pool** (optional, [`CgroupHost::with_pool`]): a few finished cells are reused, see
+//!   [`pool`] for the trade-offs. Measured with `examples/cgroup_bench.rs` on the v1 CI host
+//!   (5 hierarchies, medians of 500, load ≈ 3): create+remove 470 µs fresh (+180 µs in
+//!   kworkers), 90 µs pooled (+30 µs). The budget is ~0.5 ms for cgroup+seccomp, so
+//!   the launcher should use a pool on v1.
+//! * **Counter files** ([`counters`]) read or reset on every run stay open: ~1 µs per access
+//!   instead of ~8 µs for open+access+close.
 //!
 //! Why direct cgroupfs code and not cgroups-rs: we need exactly-beneath-our-own-cgroup
 //! paths on a hybrid host (cgroups-rs builds paths from the hierarchy root and its v1/v2
@@ -42,6 +48,7 @@
 //! few hundred lines of plain file writes, testable against a fake tree in a temp dir.
 
 mod activate;
+mod counters;
 mod detect;
 mod fsio;
 mod kill;
@@ -60,6 +67,7 @@ use std::time::Duration;
 
 pub use setup::CgroupFeatures;
 
+use counters::CounterFiles;
 use detect::Layout;
 use limits::Written;
 use pool::Pool;
@@ -106,6 +114,8 @@ struct HostShared {
     kernel: (u32, u32),
     /// Why wanted controllers are unusable (v2), for check-host.
     problems: Vec<String>,
+    /// v2 `memory.peak` takes a per-fd reset (kernel >= 6.12), used by `activate`.
+    peak_resettable: bool,
     pool: Option<Pool>,
 }
 
@@ -141,6 +151,7 @@ impl CgroupHost {
         let kernel = setup::kernel_version();
         let mut problems = Vec::new();
         let features = setup::prepare(&mut layout, kernel, &mut problems)?;
+        let peak_resettable = setup::memory_peak_resettable(&layout, &features);
         Ok(CgroupHost {
             mode: layout.mode,
             shared: Arc::new(HostShared {
@@ -148,6 +159,7 @@ impl CgroupHost {
                 features,
                 kernel,
                 problems,
+                peak_resettable,
                 pool: None,
             }),
         })
@@ -281,6 +293,7 @@ impl CgroupHost {
             "controllers": self.controllers(),
             "hierarchies": hierarchies,
             "features": self.shared.features,
+            "memory_peak_resettable": self.shared.peak_resettable,
             "problems": self.shared.problems,
             "pool_size": self.shared.pool.as_ref().map_or(0, Pool::capacity),
         })
@@ -357,9 +370,13 @@ pub struct CellCgroup {
     join: Vec<OwnedFd>,
     /// v2: the cell directory, for CLONE_INTO_CGROUP.
     dir_fd: Option<OwnedFd>,
+    /// The counter files read and reset per run, kept open.
+    files: CounterFiles,
     baseline: Baseline,
-    /// The limits written into the cell (a pooled cell rewrites only what changes).
-    limits: CgroupLimits,
+    /// The limits written into the cell (an activation rewrites only what changes); None
+    /// after a failed write: the next activation writes every limit, and the cell is not
+    /// pooled.
+    limits: Option<CgroupLimits>,
     shared: Arc<HostShared>,
     /// Set once removed (or handed back to the pool): Drop does nothing more.
     done: bool,
@@ -369,6 +386,7 @@ impl CellCgroup {
     fn create(shared: Arc<HostShared>, limits: &CgroupLimits) -> Result<CellCgroup, CgroupError> {
         let name = names::new_cell_name();
         let dirs = CellDirs::of(&shared.layout, &name);
+        let files = CounterFiles::new(&dirs, shared.peak_resettable);
         let mut cell = CellCgroup {
             name,
             dirs: CellDirs {
@@ -377,8 +395,10 @@ impl CellCgroup {
             },
             join: Vec::new(),
             dir_fd: None,
+            files,
+            // A new cgroup's counters are all 0: no baseline to read.
             baseline: Baseline::default(),
-            limits: CgroupLimits::default(),
+            limits: None,
             shared,
             done: false,
         };
@@ -388,7 +408,6 @@ impl CellCgroup {
             cell.dirs.dirs.push((controllers, dir));
         }
         limits::apply(&cell.dirs, limits, Written::Fresh, &cell.shared.features)?;
-        cell.limits = limits.clone();
         for dir in cell.dirs.all() {
             let procs = dir.join("cgroup.procs");
             let fd = OpenOptions::new()
@@ -406,15 +425,9 @@ impl CellCgroup {
                 .map_err(|e| fsio::io_error(&dir, e))?;
             cell.dir_fd = Some(fd.into());
         }
-        cell.baseline = cell.read_baseline();
+        // Only a complete cell is ever pooled (see `limits`).
+        cell.limits = Some(limits.clone());
         Ok(cell)
-    }
-
-    fn read_baseline(&self) -> Baseline {
-        Baseline {
-            cpu_ns: usage::cpu_ns(&self.dirs).unwrap_or(0),
-            oom_kills: usage::oom_kills_raw(&self.dirs, &self.shared.features),
-        }
     }
 
     /// The cell's name (the last component of its directories).
@@ -455,19 +468,26 @@ impl CellCgroup {
 
     /// CPU time used by the cell's processes (user + system).
     pub fn cpu_usage(&self) -> Option<Duration> {
-        usage::cpu_usage(&self.dirs, &self.baseline)
+        usage::cpu_usage(self.dirs.mode, &self.files, &self.baseline)
     }
 
-    /// Peak memory of the cell in bytes, when the kernel reports it.
+    /// Peak memory of the cell in bytes, when the kernel reports it: the highest usage since
+    /// the cell was created or last activated, without what earlier runs of a reused cell
+    /// left charged (see [`usage`]).
     pub fn memory_peak(&self) -> Option<u64> {
-        usage::memory_peak(&self.dirs, &self.shared.features)
+        usage::memory_peak(&self.files, &self.shared.features, &self.baseline)
     }
 
     /// How many processes the OOM killer killed in the cell. Exact on v2 and on v1 with
     /// kernel >= 4.13 (`features().oom_kill_counter`); otherwise 1 if the memory limit was
     /// hit at all (memory.failcnt > 0): call that MLE only if the program died by SIGKILL.
     pub fn oom_kills(&self) -> u64 {
-        usage::oom_kills(&self.dirs, &self.shared.features, &self.baseline)
+        usage::oom_kills(
+            self.dirs.mode,
+            &self.files,
+            &self.shared.features,
+            &self.baseline,
+        )
     }
 
     /// SIGKILLs every process of the cell and waits until the cell is empty.
@@ -485,12 +505,13 @@ impl CellCgroup {
         self.kill_all()?;
         let shared = Arc::clone(&self.shared);
         if let Some(pool) = &shared.pool {
-            if let Some(parked) = pool.park(self) {
-                return parked;
+            if pool.park(self) {
+                return Ok(());
             }
         }
         self.join.clear();
         self.dir_fd = None;
+        self.files.close();
         let mut first_error = None;
         for dir in self.dirs.all() {
             if let Err(e) = fsio::rmdir_tree(dir) {

@@ -165,3 +165,19 @@ fn prepare_v2(
 pub(super) fn is_not_found(err: &CgroupError) -> bool {
     matches!(err, CgroupError::Io { source, .. } if source.kind() == ErrorKind::NotFound)
 }
+
+/// v2: whether `memory.peak` takes a per-fd reset (kernel >= 6.12 makes it writable; older
+/// kernels refuse to open the read-only file for writing, even for root). Probed on the
+/// cells parent; opening it changes nothing.
+pub(super) fn memory_peak_resettable(layout: &Layout, features: &CgroupFeatures) -> bool {
+    let Some(h) = layout.hierarchies.first() else {
+        return false;
+    };
+    layout.mode == CgroupMode::V2
+        && features.memory_peak
+        && std::fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .open(h.cells.join("memory.peak"))
+            .is_ok()
+}
