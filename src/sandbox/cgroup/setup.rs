@@ -166,18 +166,15 @@ pub(super) fn is_not_found(err: &CgroupError) -> bool {
     matches!(err, CgroupError::Io { source, .. } if source.kind() == ErrorKind::NotFound)
 }
 
-/// v2: whether `memory.peak` takes a per-fd reset (kernel >= 6.12 makes it writable; older
-/// kernels refuse to open the read-only file for writing, even for root). Probed on the
-/// cells parent; opening it changes nothing.
+/// v2: whether `memory.peak` takes a per-fd reset (kernel >= 6.12). Probed by resetting the
+/// cells parent's `memory.peak` through a fresh fd: that only changes what this fd reads
+/// (other readers keep their own peaks), and older kernels refuse the write (EINVAL; they
+/// do let root open the file for writing).
 pub(super) fn memory_peak_resettable(layout: &Layout, features: &CgroupFeatures) -> bool {
     let Some(h) = layout.hierarchies.first() else {
         return false;
     };
     layout.mode == CgroupMode::V2
         && features.memory_peak
-        && std::fs::OpenOptions::new()
-            .read(true)
-            .write(true)
-            .open(h.cells.join("memory.peak"))
-            .is_ok()
+        && fsio::write(&h.cells.join("memory.peak"), "reset").is_ok()
 }
