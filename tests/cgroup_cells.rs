@@ -373,3 +373,251 @@ fn a_cell_outliving_its_pooled_host_is_removed_not_parked() {
         assert!(!d.exists(), "{d:?} left behind");
     }
 }
+
+/// A shell living in a cell like a pre-started cell's PID 1: it runs each command line it is
+/// sent and answers with the line's exit status.
+struct Resident {
+    child: Child,
+    stdin: std::process::ChildStdin,
+    stdout: std::io::BufReader<std::process::ChildStdout>,
+}
+
+impl Resident {
+    /// Starts the shell and moves it into `cell` (it waits for its first line meanwhile).
+    fn start(cell: &CellCgroup) -> Resident {
+        let mut child = Command::new("sh")
+            .arg("-c")
+            .arg("while read -r line; do eval \"$line\"; echo \"rc=$?\"; done")
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("spawn sh");
+        cell.attach(child.id()).expect("attach to cell");
+        Resident {
+            stdin: child.stdin.take().unwrap(),
+            stdout: std::io::BufReader::new(child.stdout.take().unwrap()),
+            child,
+        }
+    }
+
+    /// Runs `line` in the shell: its exit status, or None if the shell died meanwhile.
+    fn run(&mut self, line: &str) -> Option<i32> {
+        use std::io::BufRead;
+        writeln!(self.stdin, "{line}").ok()?;
+        let mut answer = String::new();
+        self.stdout.read_line(&mut answer).ok()?;
+        answer.trim().strip_prefix("rc=")?.parse().ok()
+    }
+
+    /// Burns CPU in the cell until `cell.cpu_usage()` reaches `at_least`.
+    fn burn(&mut self, cell: &CellCgroup, at_least: Duration) {
+        assert!(
+            eventually(|| {
+                let busy = "i=0; while [ $i -lt 20000 ]; do i=$((i+1)); done";
+                assert_eq!(self.run(busy), Some(0));
+                cell.cpu_usage().unwrap() >= at_least
+            }),
+            "cpu_usage stayed at {:?}",
+            cell.cpu_usage()
+        );
+    }
+
+    fn kill(mut self, cell: &CellCgroup) {
+        cell.kill_all().unwrap();
+        assert_eq!(self.child.wait().unwrap().signal(), Some(libc::SIGKILL));
+    }
+}
+
+/// The text of `file` in whichever of the cell's directories has it.
+fn cell_file(cell: &CellCgroup, file: &str) -> String {
+    cell.dirs()
+        .iter()
+        .find_map(|d| std::fs::read_to_string(d.join(file)).ok())
+        .unwrap_or_else(|| panic!("no {file} in {:?}", cell.dirs()))
+        .trim()
+        .to_string()
+}
+
+#[test]
+fn activate_on_a_populated_cell_discounts_the_cpu_used_before() {
+    let Some(host) = host() else { return };
+    let _g = CELLS.read().unwrap();
+    let mut cell = host.create_cell(&CgroupLimits::default()).unwrap();
+    let mut pid1 = Resident::start(&cell);
+    pid1.burn(&cell, Duration::from_millis(150));
+    cell.activate(&limits(Some(64 << 20), Some(16), Some(1.0)))
+        .unwrap();
+    let after = cell.cpu_usage().unwrap();
+    assert!(
+        after < Duration::from_millis(50),
+        "cpu_usage {after:?} after activate"
+    );
+    assert_eq!(cell.oom_kills(), 0);
+    // Accounting goes on from the activation.
+    pid1.burn(&cell, Duration::from_millis(100));
+    pid1.kill(&cell);
+    cell.remove().unwrap();
+}
+
+#[test]
+fn a_memory_limit_set_by_activate_on_a_populated_cell_is_enforced() {
+    let Some(host) = host() else { return };
+    let _g = CELLS.read().unwrap();
+    let mut cell = host
+        .create_cell(&limits(Some(32 << 20), None, None))
+        .unwrap();
+    // An OOM kill before the activation (under the cell's first, smaller limit)...
+    let out = run_in(
+        &cell,
+        &["dd", "if=/dev/zero", "of=/dev/null", "bs=100M", "count=1"],
+    );
+    assert_eq!(out.status.signal(), Some(libc::SIGKILL), "{out:?}");
+    assert!(cell.oom_kills() >= 1);
+    let mut pid1 = Resident::start(&cell);
+    cell.activate(&limits(Some(64 << 20), Some(64), None))
+        .unwrap();
+    // ...is not counted after it.
+    assert_eq!(cell.oom_kills(), 0);
+    // 48 MiB would not have fit the old limit; it fits the new one.
+    let dd = |mib: u32| format!("dd if=/dev/zero of=/dev/null bs={mib}M count=1 2>/dev/null");
+    assert_eq!(pid1.run(&dd(48)), Some(0));
+    assert_eq!(cell.oom_kills(), 0);
+    if let Some(peak) = cell.memory_peak() {
+        assert!((48 << 20..=65 << 20).contains(&peak), "peak {peak}");
+    }
+    // 200 MiB does not: the OOM killer takes dd (v1) or the whole cell (v2, oom.group).
+    let rc = pid1.run(&dd(200));
+    assert!(matches!(rc, None | Some(137)), "dd 200M: {rc:?}");
+    assert!(cell.oom_kills() >= 1, "oom_kills {}", cell.oom_kills());
+    pid1.kill(&cell);
+    cell.remove().unwrap();
+}
+
+#[test]
+fn activate_after_a_limitless_create_writes_and_clears_every_limit() {
+    let Some(host) = host() else { return };
+    let _g = CELLS.read().unwrap();
+    let mut cell = host.create_cell(&CgroupLimits::default()).unwrap();
+    let pid1 = Resident::start(&cell);
+    cell.activate(&limits(Some(64 << 20), Some(16), Some(0.5)))
+        .unwrap();
+    let v1 = host.mode() == CgroupMode::V1;
+    let expect = |file: &str, want: &str| assert_eq!(cell_file(&cell, file), want, "{file}");
+    expect("pids.max", "16");
+    if v1 {
+        expect("memory.limit_in_bytes", &(64u64 << 20).to_string());
+        expect("cpu.cfs_period_us", "100000");
+        expect("cpu.cfs_quota_us", "50000");
+    } else {
+        expect("memory.max", &(64u64 << 20).to_string());
+        expect("cpu.max", "50000 100000");
+        expect("memory.oom.group", "1");
+    }
+    cell.activate(&CgroupLimits::default()).unwrap();
+    let expect = |file: &str, want: &str| assert_eq!(cell_file(&cell, file), want, "{file}");
+    expect("pids.max", "max");
+    if v1 {
+        let unlimited: u64 = cell_file(&cell, "memory.limit_in_bytes").parse().unwrap();
+        assert!(unlimited > 1 << 60, "memory.limit_in_bytes {unlimited}");
+        expect("cpu.cfs_quota_us", "-1");
+    } else {
+        expect("memory.max", "max");
+        expect("cpu.max", "max 100000");
+    }
+    pid1.kill(&cell);
+    cell.remove().unwrap();
+}
+
+/// A file written by a run stays in the page cache, charged to the run's cell, as long as
+/// it exists.
+fn page_cache_file(name: &str) -> PathBuf {
+    let path = Path::new(env!("CARGO_TARGET_TMPDIR"))
+        .join(format!("cgroup-cells-{}-{name}", std::process::id()));
+    let _ = std::fs::remove_file(&path);
+    path
+}
+
+#[test]
+fn a_recycled_cell_reports_nothing_of_its_previous_run() {
+    let Some(host) = host() else { return };
+    let _g = CELLS.read().unwrap();
+    let host = host.with_pool(1);
+    let cell = host
+        .create_cell(&limits(Some(128 << 20), Some(64), None))
+        .unwrap();
+    let name = cell.name().to_string();
+    // CPU, a 64 MiB peak, an OOM kill, and 256 KiB of page cache left behind.
+    let cache = page_cache_file("recycled");
+    let script = format!(
+        "i=0; while [ $i -lt 50000 ]; do i=$((i+1)); done; \
+         dd if=/dev/zero of={} bs=256K count=1 2>/dev/null && \
+         dd if=/dev/zero of=/dev/null bs=64M count=1 2>/dev/null",
+        cache.display()
+    );
+    assert!(run_in(&cell, &["sh", "-c", &script]).status.success());
+    let out = run_in(
+        &cell,
+        &["dd", "if=/dev/zero", "of=/dev/null", "bs=200M", "count=1"],
+    );
+    assert_eq!(out.status.signal(), Some(libc::SIGKILL), "{out:?}");
+    assert!(cell.oom_kills() >= 1);
+    assert!(cell.cpu_usage().unwrap() >= Duration::from_millis(10));
+    if let Some(peak) = cell.memory_peak() {
+        assert!(peak >= 64 << 20, "peak {peak}");
+    }
+    cell.remove().unwrap();
+
+    let again = host
+        .create_cell(&limits(Some(128 << 20), Some(64), None))
+        .unwrap();
+    if host.mode() == CgroupMode::V1 {
+        assert_eq!(again.name(), name, "v1 reuses the parked cell");
+    }
+    assert_eq!(again.oom_kills(), 0);
+    assert!(again.cpu_usage().unwrap() < Duration::from_millis(5));
+    if let Some(peak) = again.memory_peak() {
+        // Not the 64 MiB of before, nor the page cache: at most the kernel's per-CPU
+        // precharge (64 pages a CPU on v1).
+        assert!(peak < 4 << 20, "peak {peak} of a cell that ran nothing yet");
+    }
+    assert!(run_in(&again, &["true"]).status.success());
+    if let Some(peak) = again.memory_peak() {
+        assert!(peak < 8 << 20, "peak {peak} after /bin/true");
+    }
+    again.remove().unwrap();
+    std::fs::remove_file(&cache).unwrap();
+}
+
+#[test]
+fn a_cell_left_holding_megabytes_is_replaced_not_reused() {
+    let Some(host) = host() else { return };
+    let _g = CELLS.read().unwrap();
+    let host = host.with_pool(1);
+    let cell = host
+        .create_cell(&limits(Some(128 << 20), None, None))
+        .unwrap();
+    let name = cell.name().to_string();
+    let cache = page_cache_file("replaced");
+    let write = format!(
+        "dd if=/dev/zero of={} bs=1M count=8 2>/dev/null",
+        cache.display()
+    );
+    assert!(run_in(&cell, &["sh", "-c", &write]).status.success());
+    let dirs: Vec<PathBuf> = cell.dirs().iter().map(|d| d.to_path_buf()).collect();
+    cell.remove().unwrap();
+    if host.mode() == CgroupMode::V1 {
+        for d in &dirs {
+            assert!(!d.exists(), "{d:?} was parked with 8 MiB charged to it");
+        }
+    }
+    let again = host
+        .create_cell(&limits(Some(128 << 20), None, None))
+        .unwrap();
+    assert_ne!(again.name(), name);
+    if let Some(peak) = again.memory_peak() {
+        assert!(peak < 4 << 20, "peak {peak}");
+    }
+    again.remove().unwrap();
+    std::fs::remove_file(&cache).unwrap();
+}
