@@ -34,9 +34,9 @@
 //!   readings describe the run from then on; used by the pool and by pre-started cells.
 //! * **Pool** (optional, [`CgroupHost::with_pool`]): a few finished cells are reused, see
 //!   [`pool`] for the trade-offs. Measured with `examples/cgroup_bench.rs` on the v1 CI host
-//!   (5 hierarchies, medians of 500, load ≈ 3): create+remove 470 µs fresh (+180 µs in
-//!   kworkers), 90 µs pooled (+30 µs). The budget is ~0.5 ms for cgroup+seccomp, so
-//!   the launcher should use a pool on v1.
+//!   (5 hierarchies, medians of 1000, load ≈ 1): create+remove 480 µs fresh (+180 µs in
+//!   kernel threads), 90 µs pooled (+40 µs). The budget is ~0.5 ms for
+//!   cgroup+seccomp, so the launcher should use a pool on v1.
 //! * **Counter files** ([`counters`]) read or reset on every run stay open: ~1 µs per access
 //!   instead of ~8 µs for open+access+close.
 //!

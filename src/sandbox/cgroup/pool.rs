@@ -7,15 +7,17 @@
 //!   `cpuacct.usage` reset, the `oom_kill` counter (not resettable) read relative to a
 //!   baseline taken then.
 //! * What a finished cell still has charged (`/bin/true` runs, `examples/cgroup_bench.rs`):
-//!   kernel memory of the exited processes that the kernel frees later (RCU, the network
-//!   namespace cleanup worker; 50–700 KiB, gone 2 s later without anything done), up to 64
-//!   pages per CPU the kernel keeps precharged (not memory in use), and sometimes a few
-//!   pages of page cache the run read first (it stays cached and charged to the cell).
-//! * No `memory.force_empty` when parking. It cost ~0.4 ms of CPU in the caller and ~0.25 ms
-//!   in kworkers per cell (it drains the LRU caches of every CPU, then retries reclaim while
-//!   the deferred frees and the precharge keep the usage above 0), more than mkdir + rmdir
-//!   (~0.47 + ~0.18 ms); park + reissue without it costs ~0.09 ms. It reclaimed nothing the
-//!   kernel would not free anyway, except page cache that other cells may share. Instead:
+//!   kernel memory of the exited processes that the kernel frees later by itself (deferred
+//!   frees such as RCU callbacks; 50–800 KiB, down to one page 2 s later), up to 64 pages
+//!   per CPU the kernel keeps precharged (not memory in use), and sometimes up to a few
+//!   hundred KiB of page cache the run was first to read (it stays cached, charged to the
+//!   cell).
+//! * No `memory.force_empty` when parking. Measured per cell (1000 cells, load ≈ 1): park +
+//!   force_empty + reissue 0.38 ms of CPU in the caller plus 0.25 ms in kernel threads (it
+//!   drains the LRU caches of every CPU, then retries reclaim while the deferred frees and
+//!   the precharge keep the usage above 0); park + reissue without it 0.09 + 0.04 ms;
+//!   mkdir and rmdir 0.48 + 0.18 ms. force_empty reclaimed nothing the kernel would not
+//!   free anyway, except page cache that other cells may share. Instead:
 //!   - A cell that holds more than [`LEFTOVER_LIMIT`] when it finishes (pages on its LRU
 //!     lists plus kernel memory; the precharge does not count) is removed, not parked, like
 //!     a cell without a pool: a run that read megabytes of files first leaves them cached,
