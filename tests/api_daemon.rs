@@ -96,6 +96,16 @@ fn hello_world_sync_and_async() {
         metrics.contains("sandcell_runs_total{verdict=\"OK\"} 2"),
         "{metrics}"
     );
+    // Every run's cell was prepared, ahead (warm) or when it started (cold).
+    let count = |source: &str| -> u64 {
+        let prefix = format!("sandcell_cells_total{{source=\"{source}\"}} ");
+        metrics
+            .lines()
+            .find_map(|l| l.strip_prefix(prefix.as_str()))
+            .and_then(|n| n.parse().ok())
+            .unwrap_or_else(|| panic!("no {prefix}in {metrics}"))
+    };
+    assert!(count("warm") + count("cold") >= 3, "{metrics}");
     let status = d.stop();
     assert!(status.success(), "daemon exit {status:?}");
 }

@@ -2,8 +2,10 @@
 
 use std::fmt::Write;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, OnceLock};
 
 use crate::result::Verdict;
+use crate::sandbox::Launcher;
 
 const VERDICTS: [Verdict; 9] = [
     Verdict::OK,
@@ -39,6 +41,8 @@ pub struct Metrics {
     accepted: AtomicU64,
     rejected_queue: AtomicU64,
     rejected_quota: AtomicU64,
+    /// The daemon's launcher, for its cell counters (set once at start).
+    pub launcher: OnceLock<Arc<Launcher>>,
 }
 
 fn verdict_index(v: Verdict) -> usize {
@@ -144,6 +148,24 @@ impl Metrics {
             self.duration_sum_us.load(Ordering::Relaxed) as f64 / 1e6
         );
         let _ = writeln!(out, "sandcell_run_duration_seconds_count {count}");
+        if let Some(launcher) = self.launcher.get() {
+            let cells = launcher.cell_counts();
+            let _ = writeln!(
+                out,
+                "# HELP sandcell_cells_total Cells by source: set up ahead (warm) or when the run started (cold)."
+            );
+            let _ = writeln!(out, "# TYPE sandcell_cells_total counter");
+            let _ = writeln!(
+                out,
+                "sandcell_cells_total{{source=\"warm\"}} {}",
+                cells.warm
+            );
+            let _ = writeln!(
+                out,
+                "sandcell_cells_total{{source=\"cold\"}} {}",
+                cells.cold
+            );
+        }
         out
     }
 }

@@ -178,6 +178,7 @@ pub fn serve(config: ServeConfig) -> Result<(), ServeError> {
     let grace = Duration::from_secs(config.shutdown_grace_secs);
     let shared = Arc::new(Shared::new(config, store));
     shared.gradings.set_launcher(launcher.clone());
+    let _ = shared.metrics.launcher.set(launcher.clone());
     let (ended, requeued) = recover(&shared)?;
     if ended + requeued > 0 {
         tracing::warn!(ended, requeued, "recovered runs of the previous process");

@@ -12,7 +12,7 @@
 
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd, RawFd};
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 
@@ -30,6 +30,13 @@ use super::warm::{CellFactory, PreparedCell, WarmPool};
 use super::{go, ipc, mounts, plan, prepared, seccomp, SandboxError};
 use crate::result::{RunResult, Verdict};
 use crate::spec::{RunSpec, StdinSource, ValidatedSpec};
+
+/// Where runs got their cells from (see [`Launcher::cell_counts`]).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct CellCounts {
+    pub warm: u64,
+    pub cold: u64,
+}
 
 /// Host-wide launcher settings.
 #[derive(Debug, Clone, Default)]
@@ -98,6 +105,9 @@ impl CancelToken {
 /// Launches and supervises cells. One per process; cheap to share between threads.
 pub struct Launcher {
     config: LauncherConfig,
+    /// Runs that took a warm cell, and runs whose cell was prepared when they started.
+    warm_runs: AtomicU64,
+    cold_runs: AtomicU64,
     /// The host's cgroups, or why they are unusable; detected on first need so runs
     /// without cgroup limits never pay for it.
     cgroups: OnceLock<Result<Arc<CgroupHost>, String>>,
@@ -138,6 +148,8 @@ impl Launcher {
             .unwrap_or(63);
         let mut launcher = Launcher {
             config,
+            warm_runs: AtomicU64::new(0),
+            cold_runs: AtomicU64::new(0),
             cgroups: OnceLock::new(),
             last_cap,
             factory: None,
@@ -190,6 +202,15 @@ impl Launcher {
             }
             Ok(Arc::new(host.with_pool(self.config.cgroup_pool)))
         })
+    }
+
+    /// How many runs took a warm cell and how many had theirs prepared when they started
+    /// (prepared cells only; both 0 without a spawner).
+    pub fn cell_counts(&self) -> CellCounts {
+        CellCounts {
+            warm: self.warm_runs.load(Ordering::Relaxed),
+            cold: self.cold_runs.load(Ordering::Relaxed),
+        }
     }
 
     /// The host's cgroups, if usable (detected on first call).
@@ -411,6 +432,12 @@ impl Launcher {
             Some(pool) if shape.poolable() => pool.take(&shape),
             _ => None,
         };
+        let counter = if warm.is_some() {
+            &self.warm_runs
+        } else {
+            &self.cold_runs
+        };
+        counter.fetch_add(1, Ordering::Relaxed);
         let mut cell = match warm {
             Some(cell) => cell,
             None => factory.prepare(&shape)?,

@@ -22,5 +22,5 @@ pub(crate) mod sys;
 mod warm;
 
 pub use error::SandboxError;
-pub use launcher::{CancelToken, Launcher, LauncherConfig, RunEvent};
+pub use launcher::{CancelToken, CellCounts, Launcher, LauncherConfig, RunEvent};
 pub use spawner::{spawner_main, SPAWNER_ARG};
