@@ -558,12 +558,22 @@ fn activate_after_a_limitless_create_writes_and_clears_every_limit() {
 }
 
 /// A file written by a run stays in the page cache, charged to the run's cell, as long as
-/// it exists.
-fn page_cache_file(name: &str) -> PathBuf {
-    let path = Path::new(env!("CARGO_TARGET_TMPDIR"))
-        .join(format!("cgroup-cells-{}-{name}", std::process::id()));
-    let _ = std::fs::remove_file(&path);
-    path
+/// it exists. Removed on drop, also when the test fails.
+struct PageCacheFile(PathBuf);
+
+impl PageCacheFile {
+    fn new(name: &str) -> PageCacheFile {
+        let path = Path::new(env!("CARGO_TARGET_TMPDIR"))
+            .join(format!("cgroup-cells-{}-{name}", std::process::id()));
+        let _ = std::fs::remove_file(&path);
+        PageCacheFile(path)
+    }
+}
+
+impl Drop for PageCacheFile {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.0);
+    }
 }
 
 #[test]
@@ -576,12 +586,12 @@ fn a_recycled_cell_reports_nothing_of_its_previous_run() {
         .unwrap();
     let name = cell.name().to_string();
     // CPU, a 64 MiB peak, an OOM kill, and 256 KiB of page cache left behind.
-    let cache = page_cache_file("recycled");
+    let cache = PageCacheFile::new("recycled");
     let script = format!(
         "i=0; while [ $i -lt 50000 ]; do i=$((i+1)); done; \
          dd if=/dev/zero of={} bs=256K count=1 2>/dev/null && \
          dd if=/dev/zero of=/dev/null bs=64M count=1 2>/dev/null",
-        cache.display()
+        cache.0.display()
     );
     assert!(run_in(&cell, &["sh", "-c", &script]).status.success());
     let out = run_in(
@@ -614,7 +624,7 @@ fn a_recycled_cell_reports_nothing_of_its_previous_run() {
         assert!(peak < 8 << 20, "peak {peak} after /bin/true");
     }
     again.remove().unwrap();
-    std::fs::remove_file(&cache).unwrap();
+    drop(cache);
 }
 
 #[test]
@@ -626,10 +636,10 @@ fn a_cell_left_holding_megabytes_is_replaced_not_reused() {
         .create_cell(&limits(Some(128 << 20), None, None))
         .unwrap();
     let name = cell.name().to_string();
-    let cache = page_cache_file("replaced");
+    let cache = PageCacheFile::new("replaced");
     let write = format!(
         "dd if=/dev/zero of={} bs=1M count=8 2>/dev/null",
-        cache.display()
+        cache.0.display()
     );
     assert!(run_in(&cell, &["sh", "-c", &write]).status.success());
     let dirs: Vec<PathBuf> = cell.dirs().iter().map(|d| d.to_path_buf()).collect();
@@ -647,5 +657,5 @@ fn a_cell_left_holding_megabytes_is_replaced_not_reused() {
         assert!(peak < 4 << 20, "peak {peak}");
     }
     again.remove().unwrap();
-    std::fs::remove_file(&cache).unwrap();
+    drop(cache);
 }
