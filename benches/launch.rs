@@ -7,7 +7,12 @@
 //! - `sandcell-plain`: `sandcell run` with no cgroup limits and no seccomp (the bare launcher).
 //! - `sandcell-limits`: `sandcell run` with the default limits (cgroup memory/pids/CPU time)
 //!   and the default seccomp policy.
-//! - `sandcell-inproc`: `Launcher::run` called in this process (what the daemon does per run).
+//! - `sandcell-inproc`: `Launcher::run` called in this process, default limits and seccomp,
+//!   a fresh cell cgroup per run.
+//! - `inproc-plain`: the same without cgroups and seccomp; `inproc-pooled`: with them, from a
+//!   pool of cell cgroups (what the grader does).
+//! - `inproc-warm`: the daemon's path: default limits and seccomp, the cell prepared ahead by
+//!   the spawner process (`warm_cells = 2`).
 //! - `bwrap`: `bwrap --unshare-all --die-with-parent --ro-bind R / --proc /proc --dev /dev`.
 //! - `unshare`: util-linux `unshare -fmpinu --mount-proc=R/proc chroot R /bin/true`.
 //! - `runc`: `runc run` of a bundle over R (skipped when runc refuses this host).
@@ -191,6 +196,23 @@ fn main() {
         Box::new(move || {
             let start = Instant::now();
             let result = pooled.run(&pooled_spec, &mut |_| {}, None);
+            (result.verdict == sandcell::Verdict::OK).then(|| start.elapsed())
+        }),
+    );
+    // The daemon's path: cells prepared ahead by the spawner, default limits + seccomp.
+    let warm = Launcher::new(LauncherConfig {
+        cgroup_pool: 4,
+        spawner: Some(bin.clone().into()),
+        warm_cells: 2,
+        ..LauncherConfig::default()
+    })
+    .expect("launcher with a spawner");
+    let warm_spec = spec.clone();
+    add(
+        "inproc-warm",
+        Box::new(move || {
+            let start = Instant::now();
+            let result = warm.run(&warm_spec, &mut |_| {}, None);
             (result.verdict == sandcell::Verdict::OK).then(|| start.elapsed())
         }),
     );
