@@ -202,7 +202,7 @@ fn main() {
     // The daemon's path: cells prepared ahead by the spawner, default limits + seccomp.
     let warm = Launcher::new(LauncherConfig {
         cgroup_pool: 4,
-        spawner: Some(bin.clone().into()),
+        spawner: Some(bin.clone()),
         warm_cells: 2,
         ..LauncherConfig::default()
     })
