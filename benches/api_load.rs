@@ -2,7 +2,8 @@
 //! `wait: true` in a loop. Not a criterion bench; run through scripts/bench-api.
 //!
 //! Env: SANDCELL_BENCH_ADDR (host:port), SANDCELL_BENCH_KEY, SANDCELL_BENCH_CONNS (2),
-//! SANDCELL_BENCH_RUNS (total, 2000), SANDCELL_BENCH_CMD (JSON array, ["/bin/true"]).
+//! SANDCELL_BENCH_RUNS (total, 2000), SANDCELL_BENCH_CMD (JSON array, ["/bin/true"]),
+//! SANDCELL_BENCH_IMAGE (busybox).
 //! Prints `runs=N seconds=S rate=R/s errors=E`.
 
 use std::io::{BufRead, BufReader, Read, Write};
@@ -50,7 +51,8 @@ fn main() {
     let conns: usize = env("SANDCELL_BENCH_CONNS", "2").parse().unwrap_or(2);
     let runs: usize = env("SANDCELL_BENCH_RUNS", "2000").parse().unwrap_or(2000);
     let cmd = env("SANDCELL_BENCH_CMD", "[\"/bin/true\"]");
-    let body = format!("{{\"image\":\"busybox\",\"cmd\":{cmd},\"wait\":true}}");
+    let image = env("SANDCELL_BENCH_IMAGE", "busybox");
+    let body = format!("{{\"image\":\"{image}\",\"cmd\":{cmd},\"wait\":true}}");
     let request = format!(
         "POST /v1/runs HTTP/1.1\r\nHost: {addr}\r\nAuthorization: Bearer {key}\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
         body.len()
