@@ -468,10 +468,7 @@ pub(super) fn init_main(plan: &ChildPlan, stack: &mut [u8]) -> ! {
 }
 
 /// The program process: applies `program_steps`, ending in execve (or a failure report).
-extern "C" fn program_main(plan: *mut libc::c_void) -> libc::c_int {
-    // SAFETY: `start_program` passes a pointer to its `&ChildPlan`, which stays valid while
-    // it is suspended by CLONE_VFORK, i.e. until this process execs or exits.
-    let plan = unsafe { &*(plan as *const ChildPlan) };
+fn program_main(plan: &ChildPlan) -> ! {
     let mut slots = [-1; MAX_BIND_SLOTS];
     apply_all(
         plan.error_fd,
@@ -491,11 +488,10 @@ extern "C" fn program_main(plan: *mut libc::c_void) -> libc::c_int {
 /// Starts the program vfork-style (it shares this process's memory until it execs: no page
 /// table copy, no copy-on-write faults), then reaps. Never returns.
 pub(super) fn start_program(plan: &ChildPlan, stack: &mut [u8]) -> ! {
-    let arg = plan as *const ChildPlan as *mut libc::c_void;
     // SAFETY: this process is single-threaded (PID 1 of a cell) and suspended until the
     // program execs or exits; `program_main` runs only the prepared raw-syscall steps on
     // `stack`, which nothing else uses, and ends in execve or _exit.
-    match unsafe { sys::clone_vfork(stack, program_main, arg) } {
+    match unsafe { sys::clone_vfork(stack, program_main, plan) } {
         Ok(program) => reap(plan, program),
         Err(errno) => fail(plan.error_fd, Phase::Fork, 0, errno),
     }

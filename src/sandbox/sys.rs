@@ -77,31 +77,36 @@ pub unsafe fn clone3(args: &mut CloneArgs) -> SysResult<pid_t> {
     check_long(ret).map(|p| p as pid_t)
 }
 
+/// The child side of [`clone_vfork`]: calls the entry function with its argument.
+extern "C" fn vfork_child<T>(call: *mut libc::c_void) -> c_int {
+    // SAFETY: `clone_vfork` passes a pointer to its `(entry, arg)` pair, which stays valid
+    // while the caller is suspended by CLONE_VFORK, i.e. until this process execs or exits.
+    let (entry, arg) = unsafe { &*(call as *const (fn(&T) -> !, &T)) };
+    entry(arg)
+}
+
 /// clone(2) with CLONE_VM | CLONE_VFORK, as posix_spawn does: the child runs `entry(arg)` on
 /// `stack` in the caller's memory (no page tables are copied, no copy-on-write faults
 /// follow), and the caller is suspended until the child execs or exits.
 ///
 /// # Safety
 /// `entry` may only make async-signal-safe raw syscalls on data that stays valid, must not
-/// unwind, and must end in execve or _exit. `arg` must stay valid and `stack` unused by
+/// unwind, and must end in execve or _exit (it never returns); `stack` must be unused by
 /// anything else until this returns.
-pub unsafe fn clone_vfork(
-    stack: &mut [u8],
-    entry: extern "C" fn(*mut libc::c_void) -> c_int,
-    arg: *mut libc::c_void,
-) -> SysResult<pid_t> {
+pub unsafe fn clone_vfork<T>(stack: &mut [u8], entry: fn(&T) -> !, arg: &T) -> SysResult<pid_t> {
+    let call: (fn(&T) -> !, &T) = (entry, arg);
     // The stack grows down from its 16-byte aligned top.
     let top = stack.as_mut_ptr().wrapping_add(stack.len());
     let top = top.wrapping_sub(top as usize % 16);
-    // SAFETY: `top` is the aligned end of a writable buffer the child alone uses; the caller
-    // upholds the contract above, and CLONE_VFORK keeps the caller's frames untouched until
-    // the child has left this memory (execve or _exit).
+    // SAFETY: `top` is the aligned end of a writable buffer the child alone uses; `call`
+    // outlives the child's use of it (CLONE_VFORK suspends us until it execs or exits); the
+    // caller upholds the contract above.
     check(unsafe {
         libc::clone(
-            entry,
+            vfork_child::<T>,
             top.cast(),
             libc::CLONE_VM | libc::CLONE_VFORK | libc::SIGCHLD,
-            arg,
+            &call as *const (fn(&T) -> !, &T) as *mut libc::c_void,
         )
     })
 }
