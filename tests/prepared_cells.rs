@@ -10,7 +10,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use sandcell::spec::{FileSpec, LimitBounds, Limits, RunSpec, StdinSource};
-use sandcell::{CancelToken, Launcher, LauncherConfig, RunResult, Verdict};
+use sandcell::{CancelToken, Launcher, LauncherConfig, RunEvent, RunResult, Verdict};
 
 fn launcher(warm_cells: usize) -> Launcher {
     Launcher::new(LauncherConfig {
@@ -226,18 +226,19 @@ fn cancelling_a_warm_run_ends_it_at_once() {
     let launcher = Arc::new(launcher(1));
     assert_eq!(run(&launcher, spec(&rootfs, "true")).verdict, Verdict::OK);
     let token = CancelToken::new().unwrap();
-    let canceller = {
-        let token = token.clone();
-        std::thread::spawn(move || {
-            std::thread::sleep(Duration::from_millis(300));
-            token.cancel();
-        })
-    };
     let s = spec(&rootfs, "echo started; sleep 8")
         .validate(&LimitBounds::default())
         .unwrap();
-    let r = launcher.run(&s, &mut |_| {}, Some(&token));
-    canceller.join().unwrap();
+    // Cancelled once its first output arrived (no sleep: the v2 VM is slow and uneven).
+    let canceller = token.clone();
+    let mut on_event = |event: RunEvent<'_>| {
+        if let RunEvent::Stdout(bytes) = event {
+            if bytes.windows(7).any(|w| w == b"started") {
+                canceller.cancel();
+            }
+        }
+    };
+    let r = launcher.run(&s, &mut on_event, Some(&token));
     assert_eq!(r.verdict, Verdict::CANCELLED, "{r:?}");
     assert_eq!(stdout(&r), "started\n");
     assert!(r.wall_time_ms < 5000, "{r:?}");
