@@ -1,5 +1,6 @@
-//! Messages with descriptors between the launcher, the spawner process and prepared cells:
-//! one datagram of bytes plus descriptors (SCM_RIGHTS) over a SOCK_SEQPACKET socket.
+//! The channels between the launcher, the spawner process and cells: close-on-exec pipes,
+//! and messages with descriptors — one datagram of bytes plus descriptors (SCM_RIGHTS) over
+//! a SOCK_SEQPACKET socket.
 
 use std::io::{IoSlice, IoSliceMut};
 use std::os::fd::{AsRawFd, BorrowedFd, OwnedFd, RawFd};
@@ -9,7 +10,13 @@ use nix::sys::socket::{
     SockFlag, SockType,
 };
 
-use super::sys;
+use super::{sys, SandboxError};
+
+/// A close-on-exec pipe (read end, write end); `what` names it in the error.
+pub(super) fn pipe(what: &str) -> Result<(OwnedFd, OwnedFd), SandboxError> {
+    nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC)
+        .map_err(|e| SandboxError::prepare(format!("create {what} pipe"), e.into()))
+}
 
 /// The most descriptors one message carries.
 pub(super) const MAX_FDS: usize = 16;

@@ -16,8 +16,6 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 
-use nix::fcntl::OFlag;
-
 use super::cgroup::{CellCgroup, CgroupHost};
 use super::child::{self, ChildPlan, Phase};
 use super::janitor::{Finished, Janitor};
@@ -132,10 +130,6 @@ fn errno_text(errno: i32) -> String {
         Some(i) => text[..i].to_string(),
         None => text,
     }
-}
-
-fn pipe() -> Result<(OwnedFd, OwnedFd), SandboxError> {
-    nix::unistd::pipe2(OFlag::O_CLOEXEC).map_err(|e| SandboxError::prepare("create pipe", e.into()))
 }
 
 impl Launcher {
@@ -312,10 +306,10 @@ impl Launcher {
         };
 
         let stdin = open_stdin(&spec.stdin)?;
-        let (out_r, out_w) = pipe()?;
-        let (err_r, err_w) = pipe()?;
-        let (report_r, report_w) = pipe()?;
-        let (status_r, status_w) = pipe()?;
+        let (out_r, out_w) = ipc::pipe("stdout")?;
+        let (err_r, err_w) = ipc::pipe("stderr")?;
+        let (report_r, report_w) = ipc::pipe("error")?;
+        let (status_r, status_w) = ipc::pipe("status")?;
 
         let clone_into = cgroup.as_ref().and_then(CellCgroup::clone_into_fd);
         let entry = match (&cgroup, clone_into) {

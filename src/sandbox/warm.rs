@@ -17,7 +17,6 @@ use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use nix::fcntl::OFlag;
 use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
 
 use super::cgroup::{CellCgroup, CgroupHost, CgroupLimits};
@@ -58,11 +57,6 @@ impl PreparedCell {
     }
 }
 
-fn pipe(what: &str) -> Result<(OwnedFd, OwnedFd), SandboxError> {
-    nix::unistd::pipe2(OFlag::O_CLOEXEC)
-        .map_err(|e| SandboxError::prepare(format!("create {what} pipe"), e.into()))
-}
-
 /// Makes prepared cells and cleans them up: the spawner, the host's cgroups, the janitor.
 pub(super) struct CellFactory {
     pub spawner: Spawner,
@@ -79,10 +73,10 @@ impl CellFactory {
             (Some(host), true) => Some(host.create_cell(&CgroupLimits::default())?),
             _ => None,
         };
-        let (stdout, stdout_w) = pipe("stdout")?;
-        let (stderr, stderr_w) = pipe("stderr")?;
-        let (errors, errors_w) = pipe("error")?;
-        let (status, status_w) = pipe("status")?;
+        let (stdout, stdout_w) = ipc::pipe("stdout")?;
+        let (stderr, stderr_w) = ipc::pipe("stderr")?;
+        let (errors, errors_w) = ipc::pipe("error")?;
+        let (status, status_w) = ipc::pipe("status")?;
         let (control, control_cell) =
             ipc::seqpacket_pair().map_err(|e| SandboxError::prepare("create control socket", e))?;
         let (entry, cgroup_fds) = match &cgroup {
