@@ -350,13 +350,7 @@ impl Launcher {
 
         let mut pidfd: RawFd = -1;
         let mut args = CloneArgs {
-            flags: (libc::CLONE_NEWPID
-                | libc::CLONE_NEWNS
-                | libc::CLONE_NEWNET
-                | libc::CLONE_NEWIPC
-                | libc::CLONE_NEWUTS
-                | libc::CLONE_PIDFD) as u64
-                | sys::CLONE_CLEAR_SIGHAND,
+            flags: plan::CELL_CLONE_FLAGS,
             pidfd: &mut pidfd as *mut RawFd as u64,
             exit_signal: libc::SIGCHLD as u64,
             ..CloneArgs::default()

@@ -17,6 +17,17 @@ pub(super) fn cstring(s: &str) -> CString {
     CString::new(s.replace('\0', "")).unwrap_or_default()
 }
 
+/// clone3 flags of every cell's PID 1, whoever clones it: new pid, mount, network, IPC and
+/// UTS namespaces (the cgroup namespace comes later, after joining the cell's cgroup), a
+/// pidfd, and default signal handlers.
+pub(super) const CELL_CLONE_FLAGS: u64 = (libc::CLONE_NEWPID
+    | libc::CLONE_NEWNS
+    | libc::CLONE_NEWNET
+    | libc::CLONE_NEWIPC
+    | libc::CLONE_NEWUTS
+    | libc::CLONE_PIDFD) as u64
+    | super::sys::CLONE_CLEAR_SIGHAND;
+
 /// How the cell's PID 1 gets into its cgroup.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub(super) enum CgroupEntry {

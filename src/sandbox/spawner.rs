@@ -328,14 +328,7 @@ fn clone_cell(body: &[u8], fds: Vec<OwnedFd>) -> Result<(libc::pid_t, OwnedFd), 
 
     let mut pidfd: RawFd = -1;
     let mut args = CloneArgs {
-        flags: (libc::CLONE_PARENT
-            | libc::CLONE_NEWPID
-            | libc::CLONE_NEWNS
-            | libc::CLONE_NEWNET
-            | libc::CLONE_NEWIPC
-            | libc::CLONE_NEWUTS
-            | libc::CLONE_PIDFD) as u64
-            | sys::CLONE_CLEAR_SIGHAND,
+        flags: plan::CELL_CLONE_FLAGS | libc::CLONE_PARENT as u64,
         pidfd: &mut pidfd as *mut RawFd as u64,
         // CLONE_PARENT: the child's exit signal is ours (SIGCHLD); clone3 wants 0 here.
         exit_signal: 0,
