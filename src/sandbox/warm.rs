@@ -49,11 +49,7 @@ impl PreparedCell {
             PollFd::new(self.pidfd.as_fd(), PollFlags::POLLIN),
             PollFd::new(self.errors.as_fd(), PollFlags::POLLIN),
         ];
-        match poll(&mut fds, PollTimeout::ZERO) {
-            Ok(0) => true,
-            Ok(_) => false,
-            Err(_) => false,
-        }
+        matches!(poll(&mut fds, PollTimeout::ZERO), Ok(0))
     }
 }
 
