@@ -294,20 +294,10 @@ fn concurrent_runs_then_shutdown_leave_nothing_behind() {
         Vec::<String>::new(),
         "background processes of cells left behind"
     );
-    let ours = std::process::id().to_string();
-    let children: Vec<String> = std::fs::read_dir("/proc")
-        .unwrap()
-        .flatten()
-        .filter_map(|e| std::fs::read_to_string(e.path().join("stat")).ok())
-        .filter(|stat| {
-            stat.rsplit_once(") ")
-                .and_then(|(_, rest)| rest.split_whitespace().nth(1))
-                == Some(ours.as_str())
-        })
-        .collect();
+    let children = common::children_of_this_process();
     assert_eq!(
         children,
-        Vec::<String>::new(),
+        Vec::<(i32, String)>::new(),
         "spawner or cells still alive"
     );
 }
@@ -320,24 +310,12 @@ fn a_dead_spawner_is_replaced() {
     };
     let launcher = launcher(0);
     assert_eq!(run(&launcher, spec(&rootfs, "true")).verdict, Verdict::OK);
-    let ours = std::process::id().to_string();
-    let spawners: Vec<String> = std::fs::read_dir("/proc")
-        .unwrap()
-        .flatten()
-        .filter(|e| {
-            let dir = e.path();
-            let cmdline = std::fs::read(dir.join("cmdline")).unwrap_or_default();
-            let stat = std::fs::read_to_string(dir.join("stat")).unwrap_or_default();
-            String::from_utf8_lossy(&cmdline).contains("__spawner")
-                && stat
-                    .rsplit_once(") ")
-                    .and_then(|(_, rest)| rest.split_whitespace().nth(1))
-                    == Some(ours.as_str())
-        })
-        .map(|e| e.file_name().to_string_lossy().into_owned())
+    let spawners: Vec<(i32, String)> = common::children_of_this_process()
+        .into_iter()
+        .filter(|(_, cmdline)| cmdline.contains("__spawner"))
         .collect();
     assert_eq!(spawners.len(), 1, "one spawner process: {spawners:?}");
-    let pid: i32 = spawners[0].parse().unwrap();
+    let pid = spawners[0].0;
     nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), nix::sys::signal::SIGKILL).unwrap();
     std::thread::sleep(Duration::from_millis(100));
     let r = run(&launcher, spec(&rootfs, "echo again"));

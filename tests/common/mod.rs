@@ -155,6 +155,26 @@ pub fn host_processes_with(marker: &str) -> Vec<String> {
         .collect()
 }
 
+/// The processes whose parent is this test process: (pid, command line with spaces for
+/// NULs). Zombies count (their command line is empty).
+pub fn children_of_this_process() -> Vec<(i32, String)> {
+    let ours = std::process::id().to_string();
+    std::fs::read_dir("/proc")
+        .unwrap()
+        .flatten()
+        .filter_map(|e| {
+            let pid: i32 = e.file_name().to_str()?.parse().ok()?;
+            let stat = std::fs::read_to_string(e.path().join("stat")).ok()?;
+            let ppid = stat.rsplit_once(") ")?.1.split_whitespace().nth(1)?;
+            if ppid != ours {
+                return None;
+            }
+            let cmdline = std::fs::read(e.path().join("cmdline")).unwrap_or_default();
+            Some((pid, String::from_utf8_lossy(&cmdline).replace('\0', " ")))
+        })
+        .collect()
+}
+
 /// Number of mounts in this process's mount namespace.
 pub fn mount_count() -> usize {
     std::fs::read_to_string("/proc/self/mountinfo")
