@@ -28,15 +28,43 @@ const FORBIDDEN_FILES: &[&str] = &[
 /// Files the builder writes itself; host copies are skipped.
 const GENERATED: &[&str] = &["/etc/passwd", "/etc/group", "/etc/hostname", "/etc/hosts"];
 
-/// True when `path` is something an image must never receive from the host.
-pub fn is_forbidden(path: &Path) -> bool {
-    FORBIDDEN_PREFIXES.iter().any(|p| path.starts_with(p))
-        || FORBIDDEN_FILES.iter().any(|f| path.starts_with(f))
+/// The host paths an image must never receive. Builds use [`Forbidden::host`]; the rule is a
+/// value rather than a constant so tests can copy from a scratch dir wherever the checkout
+/// (and so the scratch dir) lives, `/tmp` included.
+#[derive(Debug, Clone)]
+pub struct Forbidden {
+    prefixes: Vec<PathBuf>,
+}
+
+impl Forbidden {
+    /// Secrets, users' homes, kernel and runtime filesystems of this host.
+    pub fn host() -> Self {
+        Forbidden {
+            prefixes: FORBIDDEN_PREFIXES
+                .iter()
+                .chain(FORBIDDEN_FILES)
+                .map(PathBuf::from)
+                .collect(),
+        }
+    }
+
+    /// Only the given prefixes (tests).
+    pub fn only(prefixes: &[&Path]) -> Self {
+        Forbidden {
+            prefixes: prefixes.iter().map(|p| p.to_path_buf()).collect(),
+        }
+    }
+
+    /// True when `path` is something an image must never receive from the host.
+    pub fn matches(&self, path: &Path) -> bool {
+        self.prefixes.iter().any(|p| path.starts_with(p))
+    }
 }
 
 pub struct HostCopier<'a> {
     tree: &'a mut Tree,
     exclude: &'a GlobSet,
+    forbidden: Forbidden,
     /// Real host paths already copied (files) or walked (directories).
     done: BTreeSet<PathBuf>,
     /// ELF files whose closure still has to be added.
@@ -46,10 +74,16 @@ pub struct HostCopier<'a> {
 }
 
 impl<'a> HostCopier<'a> {
+    /// A copier that refuses the host's [`Forbidden::host`] paths.
     pub fn new(tree: &'a mut Tree, exclude: &'a GlobSet) -> Self {
+        Self::with_forbidden(tree, exclude, Forbidden::host())
+    }
+
+    pub fn with_forbidden(tree: &'a mut Tree, exclude: &'a GlobSet, forbidden: Forbidden) -> Self {
         HostCopier {
             tree,
             exclude,
+            forbidden,
             done: BTreeSet::new(),
             pending_elf: Vec::new(),
             closed: BTreeSet::new(),
@@ -58,7 +92,7 @@ impl<'a> HostCopier<'a> {
 
     /// Adds `path` (file, directory tree or symlink chain) as the recipe named it.
     pub fn add(&mut self, path: &Path) -> Result<()> {
-        if is_forbidden(path) {
+        if self.forbidden.matches(path) {
             return Err(BuildError::Forbidden(path.to_owned()));
         }
         let real = self.resolve(path)?;
@@ -67,7 +101,7 @@ impl<'a> HostCopier<'a> {
 
     /// Adds one entry of a package listing: directories are created, not walked.
     pub fn add_listed(&mut self, path: &Path) -> Result<()> {
-        if self.exclude.is_match(path) || is_forbidden(path) {
+        if self.exclude.is_match(path) || self.forbidden.matches(path) {
             return Ok(());
         }
         let Ok(meta) = std::fs::symlink_metadata(path) else {
@@ -149,7 +183,7 @@ impl<'a> HostCopier<'a> {
 
     /// Adds a real (symlink-free) host path; directories are walked recursively.
     fn add_real(&mut self, real: &Path, explicit: bool) -> Result<()> {
-        if is_forbidden(real) {
+        if self.forbidden.matches(real) {
             return Err(BuildError::Forbidden(real.to_owned()));
         }
         if GENERATED.iter().any(|g| real == Path::new(g)) {
@@ -192,7 +226,7 @@ impl<'a> HostCopier<'a> {
             .map_err(host(dir))?;
         entries.sort();
         for entry in entries {
-            if self.exclude.is_match(&entry) || is_forbidden(&entry) {
+            if self.exclude.is_match(&entry) || self.forbidden.matches(&entry) {
                 continue;
             }
             let meta = std::fs::symlink_metadata(&entry).map_err(host(&entry))?;
@@ -224,7 +258,7 @@ impl<'a> HostCopier<'a> {
             return Ok(()); // dangling on the host too
         }
         let normal = lexical_normal(&absolute);
-        if is_forbidden(&normal) || self.exclude.is_match(&normal) {
+        if self.forbidden.matches(&normal) || self.exclude.is_match(&normal) {
             return Ok(());
         }
         let real = self.resolve(&normal)?;
@@ -268,18 +302,22 @@ mod tests {
 
     #[test]
     fn symlinked_parents_are_recreated_and_files_land_at_real_paths() {
-        // Not under /tmp: that is a forbidden host prefix.
-        let dir = tempfile::Builder::new()
-            .tempdir_in(env!("CARGO_MANIFEST_DIR"))
-            .unwrap();
+        // Wherever the scratch dir is (/tmp, or a checkout under /tmp), only a prefix the
+        // test names is forbidden, so the outcome does not depend on the location.
+        let dir = tempfile::tempdir().unwrap();
         let root = dir.path();
         std::fs::create_dir_all(root.join("usr/lib")).unwrap();
         std::fs::write(root.join("usr/lib/data.txt"), "x").unwrap();
         symlink("usr/lib", root.join("lib")).unwrap();
         let mut tree = Tree::new();
         let none = GlobSet::empty();
-        let mut copier = HostCopier::new(&mut tree, &none);
+        let forbidden = Forbidden::only(&[&root.join("secret")]);
+        let mut copier = HostCopier::with_forbidden(&mut tree, &none, forbidden);
         copier.add(&root.join("lib/data.txt")).unwrap();
+        assert!(matches!(
+            copier.add(&root.join("secret/key")),
+            Err(BuildError::Forbidden(_))
+        ));
         assert_eq!(
             tree.get(&root.join("lib")),
             Some(&Node::Symlink {
