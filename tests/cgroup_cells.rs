@@ -587,13 +587,14 @@ fn a_recycled_cell_reports_nothing_of_its_previous_run() {
     let name = cell.name().to_string();
     // CPU, a 64 MiB peak, an OOM kill, and 256 KiB of page cache left behind.
     let cache = PageCacheFile::new("recycled");
-    let script = format!(
-        "i=0; while [ $i -lt 50000 ]; do i=$((i+1)); done; \
-         dd if=/dev/zero of={} bs=256K count=1 2>/dev/null && \
-         dd if=/dev/zero of=/dev/null bs=64M count=1 2>/dev/null",
-        cache.0.display()
-    );
-    assert!(run_in(&cell, &["sh", "-c", &script]).status.success());
+    // The path goes in as "$1": the target dir may have spaces in its name.
+    let script = "i=0; while [ $i -lt 50000 ]; do i=$((i+1)); done; \
+         dd if=/dev/zero of=\"$1\" bs=256K count=1 2>/dev/null && \
+         dd if=/dev/zero of=/dev/null bs=64M count=1 2>/dev/null";
+    let path = cache.0.to_str().unwrap();
+    assert!(run_in(&cell, &["sh", "-c", script, "sh", path])
+        .status
+        .success());
     let out = run_in(
         &cell,
         &["dd", "if=/dev/zero", "of=/dev/null", "bs=200M", "count=1"],
@@ -637,11 +638,11 @@ fn a_cell_left_holding_megabytes_is_replaced_not_reused() {
         .unwrap();
     let name = cell.name().to_string();
     let cache = PageCacheFile::new("replaced");
-    let write = format!(
-        "dd if=/dev/zero of={} bs=1M count=8 2>/dev/null",
-        cache.0.display()
-    );
-    assert!(run_in(&cell, &["sh", "-c", &write]).status.success());
+    let write = "dd if=/dev/zero of=\"$1\" bs=1M count=8 2>/dev/null";
+    let path = cache.0.to_str().unwrap();
+    assert!(run_in(&cell, &["sh", "-c", write, "sh", path])
+        .status
+        .success());
     let dirs: Vec<PathBuf> = cell.dirs().iter().map(|d| d.to_path_buf()).collect();
     cell.remove().unwrap();
     if host.mode() == CgroupMode::V1 {
