@@ -103,6 +103,9 @@ pub struct Limits {
     pub cpus: Option<f64>,
     /// Size of each writable tmpfs layer (/tmp, the work dir) in bytes.
     pub disk: u64,
+    /// Inodes (files, directories, links) of each writable tmpfs layer: bytes alone do not
+    /// stop a program creating hundreds of thousands of empty files.
+    pub inodes: u64,
     /// Captured bytes per stream (stdout, stderr); more makes the run OLE.
     pub output: u64,
     /// RLIMIT_NOFILE.
@@ -114,6 +117,10 @@ pub struct Limits {
 }
 
 pub const MIB: u64 = 1 << 20;
+/// Inodes of each writable tmpfs unless asked otherwise.
+pub const DEFAULT_INODES: u64 = 32 * 1024;
+/// Fewer would not hold a work dir with a few files in it.
+pub const MIN_INODES: u64 = 16;
 pub const GIB: u64 = 1 << 30;
 
 impl Default for Limits {
@@ -125,6 +132,7 @@ impl Default for Limits {
             pids: Some(64),
             cpus: None,
             disk: 64 * MIB,
+            inodes: DEFAULT_INODES,
             output: MIB,
             open_files: 256,
             file_size: None,
@@ -145,6 +153,7 @@ pub struct LimitBounds {
     pub max_pids: u64,
     pub max_cpus: f64,
     pub max_disk: u64,
+    pub max_inodes: u64,
     pub max_output: u64,
     pub max_open_files: u64,
 }
@@ -158,6 +167,7 @@ impl Default for LimitBounds {
             max_pids: 1 << 22,
             max_cpus: 1024.0,
             max_disk: 64 * GIB,
+            max_inodes: 1 << 24,
             max_output: GIB,
             max_open_files: 1 << 20,
         }
@@ -224,6 +234,7 @@ impl Limits {
             check_range("cpus", cpus, 0.01, bounds.max_cpus, |c| format!("{c}"))?;
         }
         check_range("disk", self.disk, MIB, bounds.max_disk, size)?;
+        check_range("inodes", self.inodes, MIN_INODES, bounds.max_inodes, num)?;
         check_range("output", self.output, 0, bounds.max_output, size)?;
         check_range("open_files", self.open_files, 4, bounds.max_open_files, num)?;
         if let Some(fsize) = self.file_size {

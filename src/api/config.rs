@@ -135,6 +135,7 @@ impl Default for ServeConfig {
                 max_pids: 4096,
                 max_cpus: available_cores() as f64,
                 max_disk: 1 << 30,
+                max_inodes: 1 << 20,
                 max_output: 64 << 20,
                 max_open_files: 4096,
             },

@@ -78,6 +78,11 @@ pub struct LimitsInput {
     #[schema(minimum = 0)]
     #[serde(default, deserialize_with = "integer")]
     pub output: Option<i64>,
+    /// Inodes (files, directories) of each writable tmpfs (/tmp, the work dir, /dev/shm);
+    /// creating more fails with ENOSPC inside the program.
+    #[schema(minimum = 0)]
+    #[serde(default, deserialize_with = "integer")]
+    pub inodes: Option<i64>,
 }
 
 /// `POST /v1/runs`.

@@ -74,6 +74,9 @@ pub fn limits_from(
     if let Some(v) = non_negative("output", input.output)? {
         l.output = v;
     }
+    if let Some(v) = non_negative("inodes", input.inodes)? {
+        l.inodes = v;
+    }
     if policy == LimitsPolicy::Clamp {
         l = clamp(l, bounds);
     }
@@ -247,6 +250,7 @@ fn clamp(mut l: Limits, bounds: &LimitBounds) -> Limits {
     l.pids = l.pids.map(|p| p.min(bounds.max_pids));
     l.output = l.output.min(bounds.max_output);
     l.disk = l.disk.min(bounds.max_disk);
+    l.inodes = l.inodes.min(bounds.max_inodes);
     l.open_files = l.open_files.min(bounds.max_open_files);
     l
 }

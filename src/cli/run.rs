@@ -90,6 +90,9 @@ pub struct LimitArgs {
     /// Size of each writable tmpfs (/tmp, the work dir, /dev/shm).
     #[arg(long, value_parser = parse_size, default_value = "64M")]
     pub disk: u64,
+    /// Inodes (files, directories) of each writable tmpfs; creating more fails with ENOSPC.
+    #[arg(long, default_value_t = crate::spec::DEFAULT_INODES)]
+    pub inodes: u64,
     /// Captured bytes per stream; more makes the run OLE.
     #[arg(long, value_parser = parse_size, default_value = "1M")]
     pub output_limit: u64,
@@ -113,6 +116,7 @@ impl LimitArgs {
             pids: self.pids.0,
             cpus: self.cpus.and_then(|c| c.0),
             disk: self.disk,
+            inodes: self.inodes,
             output: self.output_limit,
             open_files: self.open_files,
             file_size: self.file_size,

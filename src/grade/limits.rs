@@ -116,6 +116,7 @@ impl LimitsSpec {
             pids: Some(self.pids.unwrap_or(defaults.pids)),
             cpus: None,
             disk: self.disk.map_or(defaults.disk, |s| s.0),
+            inodes: crate::spec::DEFAULT_INODES,
             output: self.output.map_or(defaults.output, |s| s.0),
             open_files: self.open_files.unwrap_or(256),
             file_size: None,

@@ -8,7 +8,7 @@
 //! writes `(phase, index, errno)` into the CLOEXEC error pipe and exits, so the parent can
 //! name the exact step (nsjail / bubblewrap style).
 
-use std::ffi::CString;
+use std::ffi::{CStr, CString};
 use std::fmt;
 use std::os::fd::RawFd;
 use std::sync::Arc;
@@ -140,6 +140,15 @@ pub(super) enum Step {
         fstype: Option<CString>,
         flags: c_ulong,
         data: Option<CString>,
+    },
+    /// Hide a path if this kernel has it: /dev/null over a file, an empty read-only tmpfs
+    /// over a directory.
+    Mask {
+        path: CString,
+    },
+    /// Make a path read-only by binding it onto itself, if this kernel has it.
+    ReadOnlyBind {
+        path: CString,
     },
     /// Change the per-mount flags of a bind/mount (read-only, nosuid, ...).
     Remount {
@@ -278,6 +287,8 @@ impl Step {
                 *flags,
                 data.as_deref(),
             ),
+            Step::Mask { path } => mask(path),
+            Step::ReadOnlyBind { path } => read_only_bind(path),
             Step::Remount { target, flags } => sys::mount(
                 None,
                 target,
@@ -361,6 +372,42 @@ impl Step {
     }
 }
 
+const NOSUID_NODEV_NOEXEC: libc::c_ulong = libc::MS_NOSUID | libc::MS_NODEV | libc::MS_NOEXEC;
+
+/// [`Step::Mask`]: a path this kernel lacks needs no hiding.
+fn mask(path: &CStr) -> SysResult<()> {
+    let is_dir = match sys::is_directory(path) {
+        Err(libc::ENOENT) => return Ok(()),
+        r => r?,
+    };
+    if is_dir {
+        sys::mount(
+            Some(c"tmpfs"),
+            path,
+            Some(c"tmpfs"),
+            libc::MS_RDONLY | NOSUID_NODEV_NOEXEC,
+            Some(c"mode=555,size=4k,nr_inodes=1"),
+        )
+    } else {
+        sys::mount(Some(c"/dev/null"), path, None, libc::MS_BIND, None)
+    }
+}
+
+/// [`Step::ReadOnlyBind`]: a path this kernel lacks needs no protecting.
+fn read_only_bind(path: &CStr) -> SysResult<()> {
+    match sys::mount(Some(path), path, None, libc::MS_BIND | libc::MS_REC, None) {
+        Err(libc::ENOENT) => return Ok(()),
+        r => r?,
+    }
+    sys::mount(
+        None,
+        path,
+        None,
+        libc::MS_REMOUNT | libc::MS_BIND | libc::MS_RDONLY | NOSUID_NODEV_NOEXEC,
+        None,
+    )
+}
+
 fn lossy(s: &CString) -> std::borrow::Cow<'_, str> {
     s.to_string_lossy()
 }
@@ -385,6 +432,8 @@ impl fmt::Display for Step {
                 lossy(target)
             ),
             Step::Remount { target, .. } => write!(f, "remount {}", lossy(target)),
+            Step::Mask { path } => write!(f, "mask {}", lossy(path)),
+            Step::ReadOnlyBind { path } => write!(f, "make {} read-only", lossy(path)),
             Step::MoveMount { target, .. } => write!(f, "bind onto {}", lossy(target)),
             Step::Mkdir { path, .. } => write!(f, "mkdir {}", lossy(path)),
             Step::Touch { path } => write!(f, "create {}", lossy(path)),

@@ -92,6 +92,40 @@ const DEV_LINKS: [(&str, &str); 4] = [
     ("/proc/self/fd/2", "stderr"),
 ];
 
+/// What runc and Docker hide in /proc: kernel memory, keys, timers and scheduler internals
+/// (files: /dev/null is bound over them; directories: an empty read-only tmpfs).
+pub(super) const MASKED_PROC_PATHS: [&str; 8] = [
+    "/proc/acpi",
+    "/proc/kcore",
+    "/proc/keys",
+    "/proc/latency_stats",
+    "/proc/timer_list",
+    "/proc/timer_stats",
+    "/proc/sched_debug",
+    "/proc/scsi",
+];
+
+/// What runc and Docker make read-only in /proc (kernel tunables and hardware state).
+pub(super) const READ_ONLY_PROC_PATHS: [&str; 5] = [
+    "/proc/bus",
+    "/proc/fs",
+    "/proc/irq",
+    "/proc/sys",
+    "/proc/sysrq-trigger",
+];
+
+/// Defence in depth: the program is unprivileged and could not write most of these anyway.
+/// Paths this kernel does not have are skipped.
+fn proc_mask_steps() -> Vec<Step> {
+    let masked = MASKED_PROC_PATHS
+        .iter()
+        .map(|p| Step::Mask { path: cstr(*p) });
+    let read_only = READ_ONLY_PROC_PATHS
+        .iter()
+        .map(|p| Step::ReadOnlyBind { path: cstr(*p) });
+    masked.chain(read_only).collect()
+}
+
 /// The steps that build the cell's filesystem, run by PID 1 of the cell.
 pub(super) fn filesystem_steps(spec: &RunSpec) -> Result<Vec<Step>, SandboxError> {
     if spec.binds.len() > MAX_BIND_SLOTS {
@@ -102,6 +136,7 @@ pub(super) fn filesystem_steps(spec: &RunSpec) -> Result<Vec<Step>, SandboxError
     }
     let root = cstr(spec.rootfs.as_os_str().as_encoded_bytes());
     let disk = spec.limits.disk;
+    let inodes = spec.limits.inodes;
     let (uid, gid) = (spec.uid, spec.gid);
     let work = spec.work_dir.as_str();
     let mut steps = vec![Step::MakeMountsPrivate];
@@ -127,7 +162,7 @@ pub(super) fn filesystem_steps(spec: &RunSpec) -> Result<Vec<Step>, SandboxError
     steps.push(tmpfs(
         "/dev",
         libc::MS_NOSUID | libc::MS_NOEXEC,
-        "mode=755,size=64k".into(),
+        "mode=755,size=64k,nr_inodes=64".into(),
     ));
     for (name, major, minor) in DEVICES {
         steps.push(Step::Mknod {
@@ -150,24 +185,25 @@ pub(super) fn filesystem_steps(spec: &RunSpec) -> Result<Vec<Step>, SandboxError
     steps.push(tmpfs(
         "/dev/shm",
         NOSUID_NODEV | libc::MS_NOEXEC,
-        format!("mode=1777,size={disk}"),
+        format!("mode=1777,size={disk},nr_inodes={inodes}"),
     ));
     steps.push(Step::Remount {
         target: c"/dev".into(),
         flags: libc::MS_RDONLY | libc::MS_NOSUID | libc::MS_NOEXEC,
     });
+    steps.extend(proc_mask_steps());
 
     steps.push(tmpfs(
         "/tmp",
         NOSUID_NODEV,
-        format!("mode=1777,size={disk}"),
+        format!("mode=1777,size={disk},nr_inodes={inodes}"),
     ));
     let work_is_bound = spec.binds.iter().any(|b| b.target == work);
     if !work_is_bound {
         steps.push(tmpfs(
             work,
             NOSUID_NODEV,
-            format!("mode=755,size={disk},uid={uid},gid={gid}"),
+            format!("mode=755,size={disk},nr_inodes={inodes},uid={uid},gid={gid}"),
         ));
     }
 

@@ -19,6 +19,8 @@ pub(super) struct CellShape {
     pub hostname: String,
     /// Size of the writable tmpfs layers.
     pub disk: u64,
+    /// Inodes of each writable tmpfs layer.
+    pub inodes: u64,
     pub binds: Vec<BindMount>,
     pub seccomp: SeccompChoice,
     /// The run has cgroup limits (the cell is cloned into a cell cgroup).
@@ -34,6 +36,7 @@ impl CellShape {
             gid: spec.gid,
             hostname: spec.hostname.clone(),
             disk: spec.limits.disk,
+            inodes: spec.limits.inodes,
             binds: spec.binds.clone(),
             seccomp: spec.seccomp.clone(),
             cgroup: plan::wants_cgroup(spec),
@@ -52,6 +55,7 @@ impl CellShape {
         spec.seccomp = self.seccomp.clone();
         spec.limits = Limits {
             disk: self.disk,
+            inodes: self.inodes,
             ..Limits::default()
         };
         if !self.cgroup {

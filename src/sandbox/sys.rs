@@ -161,6 +161,16 @@ pub fn mkdir(path: &CStr, mode: u32) -> SysResult<()> {
     }
 }
 
+/// lstat(2): whether `path` is a directory (not following a final symlink).
+pub fn is_directory(path: &CStr) -> SysResult<bool> {
+    let mut st = std::mem::MaybeUninit::<libc::stat>::uninit();
+    // SAFETY: path is a valid NUL-terminated string; st is a writable stat buffer.
+    check(unsafe { libc::lstat(path.as_ptr(), st.as_mut_ptr()) })?;
+    // SAFETY: lstat succeeded, so it filled st.
+    let st = unsafe { st.assume_init() };
+    Ok(st.st_mode & libc::S_IFMT == libc::S_IFDIR)
+}
+
 /// mknod(2).
 pub fn mknod(path: &CStr, mode: u32, dev: u64) -> SysResult<()> {
     // SAFETY: path is a valid NUL-terminated string.

@@ -175,6 +175,13 @@ pub fn children_of_this_process() -> Vec<(i32, String)> {
         .collect()
 }
 
+/// Whether `pid` lives in this process's pid namespace: the spawner does, the PID 1 of a
+/// cell (cloned from the spawner, so with the spawner's cmdline) does not.
+pub fn in_our_pid_namespace(pid: i32) -> bool {
+    let ns = |p: &str| std::fs::read_link(format!("/proc/{p}/ns/pid")).ok();
+    ns(&pid.to_string()).is_some_and(|theirs| Some(theirs) == ns("self"))
+}
+
 /// Number of mounts in this process's mount namespace.
 pub fn mount_count() -> usize {
     std::fs::read_to_string("/proc/self/mountinfo")
