@@ -97,7 +97,8 @@ pub struct Limits {
     pub cpu_time: Option<Duration>,
     /// Memory in bytes (memory.max, swap 0).
     pub memory: Option<u64>,
-    /// Number of processes/threads (pids.max).
+    /// Number of processes/threads (pids.max), the cell's reaper included: at least
+    /// [`MIN_PIDS`].
     pub pids: Option<u64>,
     /// CPU bandwidth in cores (cpu.max quota), e.g. 1.0.
     pub cpus: Option<f64>,
@@ -115,6 +116,10 @@ pub struct Limits {
     /// RLIMIT_STACK in bytes; system default when absent.
     pub stack: Option<u64>,
 }
+
+/// The fewest processes a cell can run a program with: the cell's reaper (its pid 1) and the
+/// program.
+pub const MIN_PIDS: u64 = 2;
 
 pub const MIB: u64 = 1 << 20;
 /// Inodes of each writable tmpfs unless asked otherwise.
@@ -225,7 +230,7 @@ impl Limits {
             check_range("memory", mem, MIB, bounds.max_memory, size)?;
         }
         if let Some(pids) = self.pids {
-            check_range("pids", pids, 1, bounds.max_pids, num)?;
+            check_range("pids", pids, MIN_PIDS, bounds.max_pids, num)?;
         }
         if let Some(cpus) = self.cpus {
             if !cpus.is_finite() {
@@ -333,17 +338,22 @@ impl RunSpec {
                 "must be 1-64 of [A-Za-z0-9.-]",
             ));
         }
+        check_exec_size(&self.argv, &self.env, self.limits.stack)?;
         for (k, v) in &self.env {
-            if k.is_empty() || k.contains('=') || k.contains('\0') || v.contains('\0') {
+            if k.is_empty() || k.contains('=') || k.contains('\0') {
                 return Err(SpecError::invalid(
                     "env",
                     format!("bad variable name {k:?}"),
                 ));
             }
+            if v.contains('\0') {
+                return Err(SpecError::invalid(
+                    "env",
+                    format!("the value of {k:?} contains a NUL byte"),
+                ));
+            }
         }
-        for f in &self.files {
-            check_relative_path("files[].path", &f.path)?;
-        }
+        check_files(&self.files, self.limits.disk)?;
         for b in &self.binds {
             check_cell_path("binds[].target", &b.target)?;
             if !b.source.is_absolute() {
@@ -353,6 +363,144 @@ impl RunSpec {
         self.limits.check(bounds)?;
         Ok(ValidatedSpec(self))
     }
+}
+
+/// Bounds on what one run may carry, checked by [`RunSpec::validate`] before anything else
+/// happens (the HTTP API answers 422 naming the bound, the CLI exits 2). They keep every step
+/// of a request cheap and stay below what `execve` accepts.
+pub mod bounds {
+    /// Arguments of the command (`argv`, the program included).
+    pub const MAX_ARGS: usize = 4096;
+    /// Environment variables (the image's and the request's together).
+    pub const MAX_ENV: usize = 4096;
+    /// One argument or one `NAME=value` string, NUL included: the kernel's MAX_ARG_STRLEN.
+    pub const MAX_STRING_BYTES: usize = 128 * 1024;
+    /// Arguments and environment together (strings, NULs and pointers), half the usual
+    /// ARG_MAX (a quarter of an 8 MiB stack); a cell with a smaller `stack` gets stack / 4.
+    pub const MAX_EXEC_BYTES: usize = 1024 * 1024;
+    /// Files placed in the work dir.
+    pub const MAX_FILES: usize = 1024;
+    /// Bytes of one path (a component: 255).
+    pub const MAX_PATH_BYTES: usize = 4096;
+}
+
+/// Checks argv and env against [`bounds`] (counts first, so the check is cheap however
+/// large the input).
+fn check_exec_size(
+    argv: &[String],
+    env: &[(String, String)],
+    stack: Option<u64>,
+) -> Result<(), SpecError> {
+    use bounds::*;
+    if argv.len() > MAX_ARGS {
+        return Err(SpecError::invalid(
+            "cmd",
+            format!(
+                "{} arguments, more than the maximum of {MAX_ARGS}",
+                argv.len()
+            ),
+        ));
+    }
+    if env.len() > MAX_ENV {
+        return Err(SpecError::invalid(
+            "env",
+            format!(
+                "{} variables, more than the maximum of {MAX_ENV}",
+                env.len()
+            ),
+        ));
+    }
+    let ptr = std::mem::size_of::<usize>();
+    let mut total = 0usize;
+    for (i, a) in argv.iter().enumerate() {
+        if a.len() + 1 > MAX_STRING_BYTES {
+            return Err(SpecError::invalid(
+                "cmd",
+                format!(
+                    "argument {i} has {} bytes, more than the maximum of {}",
+                    a.len(),
+                    MAX_STRING_BYTES - 1
+                ),
+            ));
+        }
+        total += a.len() + 1 + ptr;
+    }
+    for (k, v) in env {
+        let len = k.len() + 1 + v.len();
+        if len + 1 > MAX_STRING_BYTES {
+            return Err(SpecError::invalid(
+                "env",
+                format!(
+                    "{k:?}: NAME=value has {len} bytes, more than the maximum of {}",
+                    MAX_STRING_BYTES - 1
+                ),
+            ));
+        }
+        total += len + 1 + ptr;
+    }
+    let budget = match stack {
+        Some(s) => MAX_EXEC_BYTES.min(usize::try_from(s / 4).unwrap_or(usize::MAX)),
+        None => MAX_EXEC_BYTES,
+    };
+    if total > budget {
+        return Err(SpecError::invalid(
+            "cmd",
+            format!(
+                "arguments and environment take {total} bytes, more than the maximum of {budget}"
+            ),
+        ));
+    }
+    Ok(())
+}
+
+/// Checks the files against [`bounds`]: each path, no path twice, no file that is also the
+/// directory of another (`a` and `a/b`), and all of them fit in the work dir (`disk`).
+/// O(n log n) in the number of files.
+fn check_files(files: &[FileSpec], disk: u64) -> Result<(), SpecError> {
+    if files.len() > bounds::MAX_FILES {
+        return Err(SpecError::invalid(
+            "files",
+            format!(
+                "{} files, more than the maximum of {}",
+                files.len(),
+                bounds::MAX_FILES
+            ),
+        ));
+    }
+    let mut bytes = 0u64;
+    for f in files {
+        check_relative_path("files[].path", &f.path)?;
+        bytes = bytes.saturating_add(f.content.len() as u64);
+    }
+    if bytes > disk {
+        return Err(SpecError::invalid(
+            "files",
+            format!(
+                "{} of files do not fit in the work dir (limits.disk {})",
+                format_size(bytes),
+                format_size(disk)
+            ),
+        ));
+    }
+    // Ordered component by component, a path's descendants follow it directly.
+    let mut paths: Vec<&str> = files.iter().map(|f| f.path.as_str()).collect();
+    paths.sort_unstable_by(|a, b| a.split('/').cmp(b.split('/')));
+    for pair in paths.windows(2) {
+        let (a, b) = (pair[0], pair[1]);
+        if a == b {
+            return Err(SpecError::invalid(
+                "files",
+                format!("{a:?} is given more than once"),
+            ));
+        }
+        if b.len() > a.len() && b.starts_with(a) && b.as_bytes()[a.len()] == b'/' {
+            return Err(SpecError::invalid(
+                "files",
+                format!("{a:?} is a file, so {b:?} cannot be inside it"),
+            ));
+        }
+    }
+    Ok(())
 }
 
 /// An absolute, normalised path inside the cell: no `..`, `.`, empty parts or NUL.
@@ -371,13 +519,22 @@ pub fn check_cell_path(field: &'static str, path: &str) -> Result<(), SpecError>
 
 /// A relative path with no `..`, `.`, empty parts, NUL, or leading `/`.
 pub fn check_relative_path(field: &'static str, path: &str) -> Result<(), SpecError> {
+    if path.len() > bounds::MAX_PATH_BYTES || path.split('/').any(|c| c.len() > 255) {
+        return Err(SpecError::invalid(
+            field,
+            format!(
+                "a path of {} bytes: at most {} bytes, 255 per component",
+                path.len(),
+                bounds::MAX_PATH_BYTES
+            ),
+        ));
+    }
     let bad = path.is_empty()
-        || path.len() > 4096
         || path.starts_with('/')
         || path.contains('\0')
         || path
             .split('/')
-            .any(|c| c.is_empty() || c == "." || c == ".." || c.len() > 255);
+            .any(|c| c.is_empty() || c == "." || c == "..");
     if bad {
         return Err(SpecError::invalid(
             field,
@@ -593,5 +750,95 @@ mod tests {
         assert!(RunSpec::new("/r", vec!["/bin/true".into()])
             .validate(&b)
             .is_ok());
+    }
+
+    fn file(path: &str) -> FileSpec {
+        FileSpec {
+            path: path.into(),
+            content: b"x".to_vec(),
+            mode: None,
+        }
+    }
+
+    fn invalid_field(s: RunSpec) -> Option<&'static str> {
+        match s.validate(&LimitBounds::default()) {
+            Err(SpecError::Invalid { field, .. }) | Err(SpecError::OutOfRange { field, .. }) => {
+                Some(field)
+            }
+            Ok(_) => None,
+        }
+    }
+
+    #[test]
+    fn files_may_not_collide() {
+        let with = |paths: &[&str]| {
+            let mut s = RunSpec::new("/r", vec!["true".into()]);
+            s.files = paths.iter().map(|p| file(p)).collect();
+            invalid_field(s)
+        };
+        assert_eq!(with(&["a", "b", "a-b", "a/b-c", "c/d"]), Some("files"));
+        assert_eq!(with(&["a", "a"]), Some("files"));
+        assert_eq!(with(&["a/b", "a"]), Some("files"));
+        assert_eq!(with(&["a-x", "a", "a/b"]), Some("files"));
+        assert_eq!(with(&["a", "a-b", "ab", "c/a", "c/b"]), None);
+        assert_eq!(with(&["d/a", "d/b/c", "d/bc"]), None);
+    }
+
+    #[test]
+    fn one_request_is_bounded() {
+        let mut s = RunSpec::new("/r", vec!["true".into()]);
+        s.env = (0..100_000)
+            .map(|i| (format!("V{i}"), "x".into()))
+            .collect();
+        assert_eq!(invalid_field(s), Some("env"));
+        let s = RunSpec::new("/r", vec!["x".into(); 500_000]);
+        assert_eq!(invalid_field(s), Some("cmd"));
+        let s = RunSpec::new("/r", vec!["echo".into(), "x".repeat(7 << 20)]);
+        assert_eq!(invalid_field(s), Some("cmd"));
+        let s = RunSpec::new("/r", vec!["echo".into(), "x".repeat(200_000)]);
+        assert_eq!(invalid_field(s), Some("cmd"));
+        // Within every single bound, but together more than execve takes.
+        let s = RunSpec::new("/r", vec!["x".repeat(100_000); 20]);
+        assert_eq!(invalid_field(s), Some("cmd"));
+        let mut s = RunSpec::new("/r", vec!["true".into()]);
+        s.limits.stack = Some(64 * 1024);
+        s.env = vec![("BIG".into(), "x".repeat(20_000))];
+        assert_eq!(invalid_field(s), Some("cmd"));
+        let mut s = RunSpec::new("/r", vec!["true".into()]);
+        s.files = (0..2000).map(|i| file(&format!("f{i}"))).collect();
+        assert_eq!(invalid_field(s), Some("files"));
+        let mut s = RunSpec::new("/r", vec!["true".into()]);
+        s.files = vec![file(&"a/".repeat(3000))];
+        assert_eq!(invalid_field(s), Some("files[].path"));
+        let mut s = RunSpec::new("/r", vec!["true".into()]);
+        s.files = vec![FileSpec {
+            content: vec![0; 2 << 20],
+            ..file("big")
+        }];
+        s.limits.disk = MIB;
+        assert_eq!(invalid_field(s), Some("files"));
+        let mut s = RunSpec::new("/r", vec!["true".into()]);
+        s.env = (0..bounds::MAX_ENV)
+            .map(|i| (format!("V{i}"), "x".into()))
+            .collect();
+        assert_eq!(invalid_field(s), None);
+    }
+
+    #[test]
+    fn a_cell_needs_room_for_its_reaper_and_the_program() {
+        let mut s = RunSpec::new("/r", vec!["true".into()]);
+        s.limits.pids = Some(1);
+        assert_eq!(invalid_field(s), Some("pids"));
+        let mut s = RunSpec::new("/r", vec!["true".into()]);
+        s.limits.pids = Some(MIN_PIDS);
+        assert_eq!(invalid_field(s), None);
+    }
+
+    #[test]
+    fn a_nul_in_a_value_is_not_a_bad_name() {
+        let mut s = RunSpec::new("/r", vec!["true".into()]);
+        s.env = vec![("A".into(), "x\0y".into())];
+        let e = s.validate(&LimitBounds::default()).unwrap_err().to_string();
+        assert!(e.contains("NUL") && !e.contains("name"), "{e}");
     }
 }

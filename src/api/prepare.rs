@@ -124,11 +124,16 @@ impl Prepared {
 /// gives none, the environment (the request's wins), the working dir and the user.
 fn apply_image_defaults(spec: &mut RunSpec, image: &ServedImage) {
     let Some(config) = &image.config else { return };
-    let mut env = config.env.clone();
-    for (k, v) in std::mem::take(&mut spec.env) {
-        env.retain(|(key, _)| *key != k);
-        env.push((k, v));
-    }
+    // Linear: one request may carry thousands of variables.
+    let given: std::collections::HashSet<&str> = spec.env.iter().map(|(k, _)| k.as_str()).collect();
+    let mut env: Vec<(String, String)> = config
+        .env
+        .iter()
+        .filter(|(k, _)| !given.contains(k.as_str()))
+        .cloned()
+        .collect();
+    drop(given);
+    env.append(&mut spec.env);
     spec.env = env;
     if let Some(dir) = config.working_dir.as_deref().filter(|d| *d != "/") {
         spec.cwd = Some(dir.to_string());
@@ -147,6 +152,7 @@ fn apply_image_defaults(spec: &mut RunSpec, image: &ServedImage) {
 fn fill_and_validate(
     mut spec: RunSpec,
     request: &RunRequest,
+    with_env: bool,
     source_file: Option<&str>,
     config: &ServeConfig,
     bounds: &LimitBounds,
@@ -167,8 +173,10 @@ fn fill_and_validate(
     if let Some(stdin) = &request.stdin {
         spec.stdin = StdinSource::Bytes(decode("stdin", stdin, request.stdin_encoding)?);
     }
-    spec.env
-        .extend(request.env.iter().map(|(k, v)| (k.clone(), v.clone())));
+    if with_env {
+        spec.env
+            .extend(request.env.iter().map(|(k, v)| (k.clone(), v.clone())));
+    }
     spec.limits = limits_from(
         &request.limits,
         &config.default_limits,
@@ -198,6 +206,24 @@ pub fn prepare(
         Some(ServedLanguage::Configured(entry)) => Some(entry),
         None => None,
     };
+    if let Some(lang) = language {
+        if request.image.is_some() {
+            return Err(ApiError::unprocessable(
+                "invalid_spec",
+                format!(
+                    "language {:?} picks its image ({:?}): give image or language, not both",
+                    request.language.as_deref().unwrap_or_default(),
+                    lang.image
+                ),
+            ));
+        }
+        if request.files.is_empty() {
+            return Err(ApiError::unprocessable(
+                "invalid_spec",
+                "a language run needs its source in files",
+            ));
+        }
+    }
     let image_name = match (&request.image, language) {
         (Some(image), _) => image.clone(),
         (None, Some(lang)) => lang.image.clone(),
@@ -227,13 +253,9 @@ pub fn prepare(
         .map(|(k, v)| (k.clone(), v.clone()))
         .collect();
     apply_image_defaults(&mut spec, &image);
-    // The request's env is already merged in (it wins over the image's).
-    let without_env = RunRequest {
-        env: Default::default(),
-        ..request.clone()
-    };
     let source_file = language.map(|l| l.source_file.as_str());
-    let spec = fill_and_validate(spec, &without_env, source_file, config, &bounds)?;
+    // The request's env is already merged in (it wins over the image's).
+    let spec = fill_and_validate(spec, request, false, source_file, config, &bounds)?;
     Ok(Prepared {
         image: image.name,
         work: Work::Command(Box::new(spec)),
@@ -281,7 +303,7 @@ fn prepare_source(
     }
     let rootfs = lease.image.rootfs.clone();
     let probe = RunSpec::new(&rootfs, language.run_argv());
-    let checked = fill_and_validate(probe, request, None, config, &bounds)?.into_inner();
+    let checked = fill_and_validate(probe, request, true, None, config, &bounds)?.into_inner();
     let mut source = SourceRequest::new(checked.files);
     source.stdin = checked.stdin;
     source.env = checked.env;
