@@ -283,7 +283,8 @@ async fn cancelling_a_queued_run_ends_it_at_once() {
         vec![],
     )
     .await;
-    assert_eq!(d.status, 202);
+    // The answer is the new state.
+    assert_eq!(d.status, 200);
     let v = d.json();
     assert_eq!(v["status"], "done");
     assert_eq!(v["verdict"], "CANCELLED");

@@ -106,6 +106,9 @@ pub struct ServeConfig {
     pub metrics_public: bool,
     /// How long running cells may go on after SIGTERM before they are cancelled (seconds).
     pub shutdown_grace_secs: u64,
+    /// After SIGTERM, how long the listener stays open answering 503 (`/readyz`, new runs) so
+    /// a load balancer sees the daemon leave before connections are refused (seconds).
+    pub shutdown_drain_secs: u64,
     /// Retry-After seconds sent with 429 and 503.
     pub retry_after_secs: u64,
     pub prune: PruneConfig,
@@ -144,6 +147,7 @@ impl Default for ServeConfig {
             auth: true,
             metrics_public: true,
             shutdown_grace_secs: 10,
+            shutdown_drain_secs: 1,
             retry_after_secs: 1,
             prune: PruneConfig::default(),
             images: BTreeMap::new(),

@@ -59,6 +59,8 @@ pub struct LiveRun {
     pub cancel: CancelToken,
     /// Set by whoever ends the run (a worker starting it, or a DELETE while it is queued).
     claimed: AtomicBool,
+    /// Cancelled because the daemon shuts down (not by the API).
+    by_shutdown: AtomicBool,
     /// The app's quota unit, given back when the run ends.
     quota: Mutex<Option<QuotaGuard>>,
     /// Output so far, replayed to SSE readers that connect late (the launcher caps it).
@@ -74,6 +76,7 @@ impl LiveRun {
             events: broadcast::Sender::new(EVENT_BUFFER),
             cancel: CancelToken::new()?,
             claimed: AtomicBool::new(false),
+            by_shutdown: AtomicBool::new(false),
             quota: Mutex::new(Some(quota)),
             output: Mutex::new(Vec::new()),
         })
@@ -91,6 +94,17 @@ impl LiveRun {
     pub fn subscribe(&self) -> (Vec<LiveEvent>, broadcast::Receiver<LiveEvent>) {
         let output = self.output.lock().unwrap_or_else(|p| p.into_inner());
         (output.clone(), self.events.subscribe())
+    }
+
+    /// Cancels the run because the daemon shuts down (its result says so).
+    pub fn cancel_for_shutdown(&self) {
+        self.by_shutdown.store(true, Ordering::Release);
+        self.cancel.cancel();
+    }
+
+    /// True if [`LiveRun::cancel_for_shutdown`] ended it.
+    pub fn cancelled_by_shutdown(&self) -> bool {
+        self.by_shutdown.load(Ordering::Acquire)
     }
 
     /// True for exactly one caller: the one that gets to run or end this run.

@@ -11,15 +11,18 @@ pub mod config;
 pub mod dto;
 pub mod error;
 pub mod gradings;
+pub mod idempotency;
 pub mod images;
 pub mod live;
 pub mod metrics;
+pub mod offload;
 pub mod openapi;
 pub mod prepare;
 pub mod queue;
 pub mod routes;
 pub mod server;
 pub mod state;
+pub mod state_dir;
 pub mod store;
 pub mod worker;
 

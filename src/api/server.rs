@@ -130,7 +130,7 @@ fn begin_shutdown(shared: &Arc<Shared>) {
         tokio::time::sleep(grace).await;
         for live in shared.live.all() {
             tracing::warn!(run = %live.id, "grace period over: cancelling");
-            live.cancel.cancel();
+            live.cancel_for_shutdown();
         }
     });
 }
@@ -176,6 +176,7 @@ pub fn serve(config: ServeConfig) -> Result<(), ServeError> {
     let workers = config.workers;
     let listen = config.listen;
     let grace = Duration::from_secs(config.shutdown_grace_secs);
+    let drain = Duration::from_secs(config.shutdown_drain_secs);
     let shared = Arc::new(Shared::new(config, store));
     shared.gradings.set_launcher(launcher.clone());
     let _ = shared.metrics.launcher.set(launcher.clone());
@@ -186,9 +187,12 @@ pub fn serve(config: ServeConfig) -> Result<(), ServeError> {
     // The runtime's threads are all started before the first cell is cloned, and the daemon
     // creates no threads afterwards: glibc's set*id wrappers used in a clone child can
     // deadlock on a thread that was being created or was exiting at clone time.
+    let blocking_threads = super::offload::threads();
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .thread_name("sandcell-http")
+        .max_blocking_threads(blocking_threads)
+        .thread_keep_alive(super::offload::KEEP_ALIVE)
         .build()
         .map_err(io("start tokio"))?;
     runtime.block_on(async {
@@ -200,14 +204,21 @@ pub fn serve(config: ServeConfig) -> Result<(), ServeError> {
         for t in tasks {
             let _ = t.await;
         }
+        // And every blocking thread (heavy request work), kept for the daemon's life.
+        super::offload::start_threads(blocking_threads).await;
     });
+    // Bind before anything runs, so a taken port is the first and only thing reported.
+    let listener = match runtime.block_on(TcpListener::bind(listen)) {
+        Ok(l) => l,
+        Err(e) => {
+            launcher.shutdown();
+            return Err(io(format!("listen on {listen}"))(e));
+        }
+    };
     let handles = spawn_workers(&shared, &launcher, workers).map_err(io("start workers"))?;
     let served: Result<(), ServeError> = runtime.block_on(async {
-        let listener = TcpListener::bind(listen)
-            .await
-            .map_err(io(format!("listen on {listen}")))?;
         let local = listener.local_addr().map_err(io("local address"))?;
-        tracing::warn!(address = %local, workers, "sandcell serve listening");
+        tracing::info!(address = %local, workers, "sandcell serve listening");
         // For scripts and tests that pass port 0.
         eprintln!("sandcell: listening on http://{local}");
         tokio::spawn(prune_loop(shared.clone()));
@@ -219,12 +230,14 @@ pub fn serve(config: ServeConfig) -> Result<(), ServeError> {
             tracing::warn!("shutting down");
             begin_shutdown(&shutdown_shared);
             let _ = stopped_tx.send(());
+            // Drain: /readyz and new runs answer 503 before the listener closes.
+            tokio::time::sleep(drain).await;
         });
         // Connections still open long after the grace period (e.g. idle SSE clients of runs
         // that never end) do not keep the daemon alive.
         let deadline = async {
             if stopped_rx.await.is_ok() {
-                tokio::time::sleep(grace + Duration::from_secs(5)).await;
+                tokio::time::sleep(drain + grace + Duration::from_secs(5)).await;
             } else {
                 std::future::pending::<()>().await;
             }
@@ -242,7 +255,7 @@ pub fn serve(config: ServeConfig) -> Result<(), ServeError> {
     if !shared.is_shutting_down() {
         shared.queue.close();
         for live in shared.live.all() {
-            live.cancel.cancel();
+            live.cancel_for_shutdown();
         }
     }
     for handle in handles {

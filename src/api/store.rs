@@ -18,6 +18,8 @@ pub enum StoreError {
         #[source]
         source: std::io::Error,
     },
+    #[error(transparent)]
+    Insecure(#[from] super::state_dir::StateDirError),
     #[error("sqlite: {0}")]
     Sqlite(#[from] rusqlite::Error),
     #[error("an app named {0:?} already exists")]
@@ -130,10 +132,7 @@ fn app_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<App> {
 impl Store {
     /// Opens (creating) the store of `state_dir`.
     pub fn open(state_dir: &Path) -> Result<Store, StoreError> {
-        std::fs::create_dir_all(state_dir).map_err(|source| StoreError::StateDir {
-            path: state_dir.to_owned(),
-            source,
-        })?;
+        super::state_dir::secure(state_dir, &db_path(state_dir))?;
         let conn = Connection::open(db_path(state_dir))?;
         conn.busy_timeout(Duration::from_secs(5))?;
         // WAL + NORMAL: a committed transaction survives a crash of the daemon (kill -9);
@@ -141,6 +140,7 @@ impl Store {
         conn.pragma_update(None, "journal_mode", "WAL")?;
         conn.pragma_update(None, "synchronous", "NORMAL")?;
         conn.execute_batch(SCHEMA)?;
+        conn.execute_batch(super::idempotency::SCHEMA)?;
         Ok(Store {
             conn: Mutex::new(conn),
         })
@@ -149,6 +149,14 @@ impl Store {
     fn conn(&self) -> std::sync::MutexGuard<'_, Connection> {
         // A panic while holding the lock leaves the connection usable.
         self.conn.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// `f` on the connection, for modules with tables of their own (idempotency keys).
+    pub fn with_conn<T, E: From<rusqlite::Error>>(
+        &self,
+        f: impl FnOnce(&Connection) -> Result<T, E>,
+    ) -> Result<T, E> {
+        f(&self.conn())
     }
 
     pub fn create_app(&self, app: &App) -> Result<(), StoreError> {

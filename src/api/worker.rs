@@ -61,11 +61,14 @@ fn run_job(shared: &Shared, launcher: &Launcher, job: Job) {
         RunEvent::Stdout(bytes) => live.publish_output(LiveEvent::Stdout(bytes.into())),
         RunEvent::Stderr(bytes) => live.publish_output(LiveEvent::Stderr(bytes.into())),
     };
-    let (result, compile) = match &job.work {
+    let (mut result, compile) = match &job.work {
         Work::Command(spec) => (launcher.run(spec, &mut on_event, Some(&live.cancel)), None),
         Work::Source(work) => run_source_job(launcher, work, &mut on_event, live),
     };
     shared.metrics.cell_ended();
+    if live.cancelled_by_shutdown() && result.verdict == Verdict::CANCELLED {
+        result.message = Some("daemon shutting down".into());
+    }
     finish_with_compile(shared, live, &result, compile.as_ref(), queued_ms);
     // The image lease (job.lease) is released only now.
     drop(job);

@@ -109,7 +109,9 @@ fn run(cmd: AppCommand) -> Result<(), String> {
         }
         AppCommand::Delete { name, state } => {
             let store = Store::open(&state.state_dir).map_err(|e| e.to_string())?;
-            store.delete_app(&name).map_err(|e| e.to_string())
+            store.delete_app(&name).map_err(|e| e.to_string())?;
+            println!("deleted app {name:?} (its key no longer works)");
+            Ok(())
         }
     }
 }

@@ -4,7 +4,8 @@
 //! (`{"text": "...", "base64": "..."}` — base64 only when the chunk is not UTF-8), `result`
 //! (the finished run, same shape as `wait: true`), `lagged` (`{"skipped": N}` when a slow
 //! reader missed chunks), `deferred` (the daemon shut down first; the run stays queued).
-//! The stream ends after `result` or `deferred`.
+//! The stream ends after `result` or `deferred`. A reader that connects late gets the output
+//! so far first (for a finished run: its whole captured stdout and stderr, one event each).
 
 use std::collections::VecDeque;
 use std::convert::Infallible;
@@ -44,6 +45,27 @@ fn chunk_event(name: &'static str, bytes: &[u8]) -> Event {
         }),
     };
     Event::default().event(name).data(data.to_string())
+}
+
+/// The output of a finished run, for a reader that connects after it ended (the docs promise
+/// late readers the output so far).
+fn output_events(finished: &RunFinished) -> Vec<Event> {
+    let r = &finished.result;
+    let mut events = Vec::new();
+    for (name, text, base64) in [
+        ("stdout", &r.stdout, &r.stdout_base64),
+        ("stderr", &r.stderr, &r.stderr_base64),
+    ] {
+        if text.is_empty() && base64.is_none() {
+            continue;
+        }
+        let mut data = json!({ "text": text });
+        if let Some(b) = base64 {
+            data["base64"] = json!(b);
+        }
+        events.push(Event::default().event(name).data(data.to_string()));
+    }
+    events
 }
 
 fn final_events(finished: &RunFinished) -> Vec<Event> {
@@ -127,7 +149,10 @@ pub async fn run_events(
                 }));
             }
             match phase {
-                Phase::Done(finished) => feed.pending.extend(final_events(&finished)),
+                Phase::Done(finished) => {
+                    feed.pending.extend(output_events(&finished));
+                    feed.pending.extend(final_events(&finished));
+                }
                 Phase::Deferred => {}
                 Phase::Queued | Phase::Running => feed.receiver = Some(receiver),
             }
@@ -143,6 +168,7 @@ pub async fn run_events(
                     result: result.result,
                     compile: result.compile,
                 });
+                feed.pending.extend(output_events(&finished));
                 feed.pending.push_back(result_event(&finished));
             }
         }

@@ -14,7 +14,7 @@ use std::time::Duration;
 use axum::body::Bytes;
 use axum::extract::rejection::BytesRejection;
 use axum::extract::{Path, State};
-use axum::http::{header, StatusCode};
+use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
@@ -29,6 +29,8 @@ use crate::api::auth::Caller;
 use crate::api::dto::Encoding;
 use crate::api::error::{body_rejection, json_error, ApiError};
 use crate::api::gradings::{Grading, GradingJob, GradingStatus, StartError};
+use crate::api::idempotency::{self, Attempt, Claim, Kind};
+use crate::api::offload;
 use crate::api::state::AppState;
 use crate::grade::{self, StoreResolver, Suite};
 use crate::spec::{check_relative_path, LimitBounds};
@@ -185,6 +187,8 @@ fn jobs(requested: Option<u32>, workers: usize) -> Result<usize, ApiError> {
 #[utoipa::path(
     post, path = "/v1/gradings", tag = "gradings",
     request_body = GradingRequest,
+    params(("Idempotency-Key" = Option<String>, Header,
+        description = "Names this attempt (1-255 visible ASCII): the same key from the same app within 24 h answers the first attempt's grading instead of starting another; with a different body it is a 422")),
     responses(
         (status = 200, description = "Finished (wait: true)", body = GradingReport),
         (status = 202, description = "Accepted", body = GradingAccepted,
@@ -203,20 +207,36 @@ fn jobs(requested: Option<u32>, workers: usize) -> Result<usize, ApiError> {
 pub async fn create_grading(
     State(state): State<AppState>,
     Caller(app): Caller,
+    headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Response, ApiError> {
     let body = body.map_err(body_rejection)?;
-    let request: GradingRequest = serde_json::from_slice(&body).map_err(|e| json_error(&e))?;
-    let files = uploaded_files(&request.files)?;
-    let jobs = jobs(request.jobs, state.config.workers)?;
-    let suite = parse_suite(request.suite)?;
-    let resolver = StoreResolver {
-        state_dir: state.config.state_dir.clone(),
-        allow_rootfs_dirs: false,
+    let key = idempotency::key_of(&headers)?;
+    // Parse and check off the connection threads: a body may be megabytes.
+    let (wait, jobs, prepared, attempt) = {
+        let state = state.clone();
+        offload::blocking(move || {
+            let attempt = key.map(|key| Attempt {
+                key,
+                body_hash: idempotency::body_hash(&body),
+            });
+            let request: GradingRequest =
+                serde_json::from_slice(&body).map_err(|e| json_error(&e))?;
+            drop(body);
+            let files = uploaded_files(&request.files)?;
+            let jobs = jobs(request.jobs, state.config.workers)?;
+            let suite = parse_suite(request.suite)?;
+            let resolver = StoreResolver {
+                state_dir: state.config.state_dir.clone(),
+                allow_rootfs_dirs: false,
+            };
+            let bounds = grading_bounds(&state.config.max_limits);
+            let prepared = grade::prepare_uploaded(&suite, files, &resolver, &bounds)
+                .map_err(|e| ApiError::unprocessable("invalid_suite", e.to_string()))?;
+            Ok((request.wait, jobs, prepared, attempt))
+        })
+        .await?
     };
-    let bounds = grading_bounds(&state.config.max_limits);
-    let prepared = grade::prepare_uploaded(&suite, files, &resolver, &bounds)
-        .map_err(|e| ApiError::unprocessable("invalid_suite", e.to_string()))?;
     let retry = state.config.retry_after_secs;
     if state.is_shutting_down() {
         return Err(ApiError::unavailable(
@@ -235,6 +255,14 @@ pub async fn create_grading(
         ));
     };
     let id = new_run_id();
+    if let Some(attempt) = &attempt {
+        if let Claim::Replay(first) =
+            idempotency::claim(&state.store, &app.name, Kind::Grading, attempt, &id)?
+        {
+            drop(quota);
+            return replay(&state, first, wait).await;
+        }
+    }
     let job = GradingJob {
         suite: prepared,
         jobs,
@@ -245,6 +273,11 @@ pub async fn create_grading(
     let grading = state
         .gradings
         .start(id.clone(), app.name.clone(), job, max)
+        .inspect_err(|_| {
+            if let Some(attempt) = &attempt {
+                idempotency::release(&state.store, &app.name, Kind::Grading, attempt);
+            }
+        })
         .map_err(|e| match e {
             StartError::Full(_) | StartError::NoLauncher => {
                 ApiError::unavailable("gradings_full", e.to_string(), retry)
@@ -252,19 +285,35 @@ pub async fn create_grading(
             other => ApiError::internal(other.to_string()),
         })?;
     tracing::debug!(grading = %id, app = %app.name, "grading accepted");
-    if !request.wait {
-        return Ok((
-            StatusCode::ACCEPTED,
-            [(header::LOCATION, format!("/v1/gradings/{id}"))],
-            Json(GradingAccepted {
-                id,
-                status: GradingStatus::Queued,
-            }),
-        )
-            .into_response());
+    if !wait {
+        return Ok(accepted(id, GradingStatus::Queued));
     }
     let report = grading.done().await;
     Ok(Json(report.as_ref().clone()).into_response())
+}
+
+fn accepted(id: String, status: GradingStatus) -> Response {
+    (
+        StatusCode::ACCEPTED,
+        [(header::LOCATION, format!("/v1/gradings/{id}"))],
+        Json(GradingAccepted { id, status }),
+    )
+        .into_response()
+}
+
+/// The answer to a retried POST (same `Idempotency-Key`): the first attempt's grading.
+/// Gradings live in memory, so after a restart the key's grading is gone (404).
+async fn replay(state: &AppState, id: String, wait: bool) -> Result<Response, ApiError> {
+    let Some(grading) = state.gradings.get(&id) else {
+        return Err(ApiError::not_found(format!(
+            "grading {id} of this Idempotency-Key is gone (gradings are kept in memory only)"
+        )));
+    };
+    if wait {
+        let report = grading.done().await;
+        return Ok(Json(report.as_ref().clone()).into_response());
+    }
+    Ok(accepted(id, grading.snapshot(0).status))
 }
 
 /// The grading `id` if `caller` may see it.

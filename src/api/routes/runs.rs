@@ -6,7 +6,7 @@ use std::time::Instant;
 use axum::body::Bytes;
 use axum::extract::rejection::{BytesRejection, QueryRejection};
 use axum::extract::{Path, Query, State};
-use axum::http::{header, StatusCode};
+use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use rand::RngCore;
@@ -17,8 +17,10 @@ use crate::api::dto::{
     StoredResult,
 };
 use crate::api::error::{body_rejection, json_error, ApiError};
+use crate::api::idempotency::{self, Attempt, Claim, Kind};
 use crate::api::live::{LiveRun, Phase};
 use crate::api::metrics::Rejection;
+use crate::api::offload;
 use crate::api::prepare::prepare;
 use crate::api::state::{AppState, Job};
 use crate::api::store::{now_ms, RunRow};
@@ -38,6 +40,8 @@ pub fn new_run_id() -> String {
 #[utoipa::path(
     post, path = "/v1/runs", tag = "runs",
     request_body = RunRequest,
+    params(("Idempotency-Key" = Option<String>, Header,
+        description = "Names this attempt (1-255 visible ASCII): the same key from the same app within 24 h answers the first attempt's run instead of starting another; with a different body it is a 422")),
     responses(
         (status = 200, description = "Finished (wait: true)", body = RunFinished),
         (status = 202, description = "Queued", body = RunAccepted,
@@ -56,11 +60,29 @@ pub fn new_run_id() -> String {
 pub async fn create_run(
     State(state): State<AppState>,
     Caller(app): Caller,
+    headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Response, ApiError> {
     let body = body.map_err(body_rejection)?;
-    let request: RunRequest = serde_json::from_slice(&body).map_err(|e| json_error(&e))?;
-    let prepared = prepare(&request, &state.config, &state.catalog, &app)?;
+    let key = idempotency::key_of(&headers)?;
+    // Parse, check and encode off the connection threads: a body may be megabytes.
+    let (wait, prepared, stored, attempt) = {
+        let state = state.clone();
+        let app = app.clone();
+        offload::blocking(move || {
+            let attempt = key.map(|key| Attempt {
+                key,
+                body_hash: idempotency::body_hash(&body),
+            });
+            let request: RunRequest = serde_json::from_slice(&body).map_err(|e| json_error(&e))?;
+            drop(body);
+            let prepared = prepare(&request, &state.config, &state.catalog, &app)?;
+            let stored = serde_json::to_string(&request)
+                .map_err(|e| ApiError::internal(format!("encode request: {e}")))?;
+            Ok((request.wait, prepared, stored, attempt))
+        })
+        .await?
+    };
     let retry = state.config.retry_after_secs;
     if state.is_shutting_down() {
         return Err(ApiError::unavailable(
@@ -88,13 +110,30 @@ pub async fn create_run(
         ));
     };
     let id = new_run_id();
-    let live = Arc::new(
-        LiveRun::new(id.clone(), app.name.clone(), quota)
-            .map_err(|e| ApiError::internal(format!("cancel token: {e}")))?,
-    );
-    let stored = serde_json::to_string(&request)
-        .map_err(|e| ApiError::internal(format!("encode request: {e}")))?;
-    state.store.insert_run(&id, &app.name, &stored, now_ms())?;
+    if let Some(attempt) = &attempt {
+        if let Claim::Replay(first) =
+            idempotency::claim(&state.store, &app.name, Kind::Run, attempt, &id)?
+        {
+            drop((place, quota));
+            return replay(&state, &app.name, first, wait).await;
+        }
+    }
+    let live = match LiveRun::new(id.clone(), app.name.clone(), quota) {
+        Ok(live) => Arc::new(live),
+        Err(e) => {
+            release_key(&state, &app.name, attempt.as_ref());
+            return Err(ApiError::internal(format!("cancel token: {e}")));
+        }
+    };
+    let inserted = {
+        let state = state.clone();
+        let (id, app) = (id.clone(), app.name.clone());
+        offload::blocking(move || Ok(state.store.insert_run(&id, &app, &stored, now_ms())?)).await
+    };
+    if let Err(e) = inserted {
+        release_key(&state, &app.name, attempt.as_ref());
+        return Err(e);
+    }
     let mut phase = live.phase.subscribe();
     state.live.insert(live.clone());
     state.metrics.accepted();
@@ -106,23 +145,35 @@ pub async fn create_run(
         accepted: Instant::now(),
     });
 
-    if !request.wait {
-        let location = format!("/v1/runs/{id}");
-        return Ok((
-            StatusCode::ACCEPTED,
-            [(header::LOCATION, location)],
-            Json(RunAccepted {
-                id,
-                status: RunStatus::Queued,
-            }),
-        )
-            .into_response());
+    if !wait {
+        return Ok(accepted(id, RunStatus::Queued));
     }
     let end = phase
         .wait_for(Phase::is_final)
         .await
         .map(|p| p.clone())
         .map_err(|_| ApiError::internal("run vanished"))?;
+    finished_answer(id, end, retry)
+}
+
+fn release_key(state: &AppState, app: &str, attempt: Option<&Attempt>) {
+    if let Some(attempt) = attempt {
+        idempotency::release(&state.store, app, Kind::Run, attempt);
+    }
+}
+
+fn accepted(id: String, status: RunStatus) -> Response {
+    let location = format!("/v1/runs/{id}");
+    (
+        StatusCode::ACCEPTED,
+        [(header::LOCATION, location)],
+        Json(RunAccepted { id, status }),
+    )
+        .into_response()
+}
+
+/// The answer of a `wait: true` run once its phase is final.
+fn finished_answer(id: String, end: Phase, retry: u64) -> Result<Response, ApiError> {
     match end {
         Phase::Done(finished) => Ok(Json(finished.as_ref().clone()).into_response()),
         _ => Err(ApiError::unavailable(
@@ -132,6 +183,49 @@ pub async fn create_run(
             ),
             retry,
         )),
+    }
+}
+
+/// The answer to a retried POST (same `Idempotency-Key`): the first attempt's run, as the
+/// first attempt would have answered it (202, or its result with `wait: true`).
+async fn replay(state: &AppState, app: &str, id: String, wait: bool) -> Result<Response, ApiError> {
+    tracing::debug!(run = %id, app, "idempotent replay");
+    let retry = state.config.retry_after_secs;
+    if wait {
+        if let Some(live) = state.live.get(&id) {
+            let end = live
+                .phase
+                .subscribe()
+                .wait_for(Phase::is_final)
+                .await
+                .map(|p| p.clone())
+                .map_err(|_| ApiError::internal("run vanished"))?;
+            return finished_answer(id, end, retry);
+        }
+    }
+    // The first attempt inserts its row right after claiming the key.
+    let mut row = None;
+    for _ in 0..50 {
+        row = state.store.get_run(&id)?;
+        if row.is_some() {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    let Some(row) = row else {
+        return Err(ApiError::not_found(format!(
+            "the run {id} of this Idempotency-Key was pruned"
+        )));
+    };
+    match (wait, row.result.as_deref().and_then(StoredResult::parse)) {
+        (true, Some(stored)) => Ok(Json(RunFinished {
+            id,
+            status: RunStatus::Done,
+            result: stored.result,
+            compile: stored.compile,
+        })
+        .into_response()),
+        _ => Ok(accepted(id, row.status)),
     }
 }
 
@@ -195,14 +289,20 @@ pub async fn get_run(
     Ok(Json(view(owned_run(&state, &app.name, &id)?)))
 }
 
+/// How long DELETE waits for a cancelled cell to end before answering 202.
+const CANCEL_WAIT: std::time::Duration = std::time::Duration::from_secs(10);
+
 /// Cancel a run: a running cell is killed, a queued run ends at once; both get verdict
-/// CANCELLED. A finished run is left as it is (200).
+/// CANCELLED. The answer is the run's new state (200): done, with verdict CANCELLED (or the
+/// run's own verdict if it ended first). A finished run is left as it is (200). Only when a
+/// killed cell has not ended within 10 s is the answer 202 with the state so far: poll
+/// `GET /v1/runs/{id}`.
 #[utoipa::path(
     delete, path = "/v1/runs/{id}", tag = "runs",
     params(("id" = String, Path, description = "Run id")),
     responses(
-        (status = 200, description = "The run had already finished", body = RunView),
-        (status = 202, description = "Cancellation under way", body = RunView),
+        (status = 200, description = "The run is done (cancelled now, or finished before)", body = RunView),
+        (status = 202, description = "Cancellation still under way after 10 s: poll the run", body = RunView),
         (status = 401, body = crate::api::error::ErrorBody),
         (status = 403, body = crate::api::error::ErrorBody),
         (status = 404, body = crate::api::error::ErrorBody),
@@ -223,8 +323,18 @@ pub async fn delete_run(
         // Still queued: no worker will run it; end it here.
         finish(&state, &live, &cancelled_before_start(), 0);
     }
+    let mut phase = live.phase.subscribe();
+    drop(live);
+    let ended = tokio::time::timeout(CANCEL_WAIT, phase.wait_for(Phase::is_final))
+        .await
+        .is_ok_and(|r| r.is_ok());
     let row = owned_run(&state, &app.name, &id)?;
-    Ok((StatusCode::ACCEPTED, Json(view(row))).into_response())
+    let status = if ended && row.status == RunStatus::Done {
+        StatusCode::OK
+    } else {
+        StatusCode::ACCEPTED
+    };
+    Ok((status, Json(view(row))).into_response())
 }
 
 /// The caller's runs, newest first.
