@@ -7,6 +7,7 @@ use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
 use crate::result::RunResultWire;
+use crate::spec::bounds;
 
 /// How a file's `content` is encoded.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
@@ -22,7 +23,7 @@ pub enum Encoding {
 #[serde(deny_unknown_fields)]
 pub struct FileInput {
     /// Relative path inside the work dir (no `..`, not absolute).
-    #[schema(example = "main.sh")]
+    #[schema(example = "main.sh", min_length = 1, max_length = 4096)]
     pub path: String,
     pub content: String,
     #[serde(default)]
@@ -51,6 +52,99 @@ fn integer<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<i64>, D::Err
         }
         _ => Err(D::Error::custom(format!("{n} is not an integer"))),
     }
+}
+
+/// The marker of a JSON error that is a request bound, not malformed JSON (answered 422).
+pub const BOUND_ERROR: &str = "request bound exceeded";
+
+/// Deserializing stops at the first element past `max` (a body of 100,000 variables is
+/// never held in memory as 100,000 strings): the error names the bound.
+struct Bounded<T> {
+    field: &'static str,
+    max: usize,
+    marker: std::marker::PhantomData<T>,
+}
+
+impl<'de, T: Deserialize<'de>> serde::de::Visitor<'de> for Bounded<Vec<T>> {
+    type Value = Vec<T>;
+    fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "an array of at most {} items", self.max)
+    }
+    fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut seq: A) -> Result<Vec<T>, A::Error> {
+        let mut out = Vec::with_capacity(seq.size_hint().unwrap_or(0).min(self.max));
+        while let Some(item) = seq.next_element()? {
+            if out.len() == self.max {
+                return Err(too_many(self.field, self.max));
+            }
+            out.push(item);
+        }
+        Ok(out)
+    }
+}
+
+impl<'de> serde::de::Visitor<'de> for Bounded<BTreeMap<String, String>> {
+    type Value = BTreeMap<String, String>;
+    fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "an object of at most {} string values", self.max)
+    }
+    fn visit_map<A: serde::de::MapAccess<'de>>(
+        self,
+        mut map: A,
+    ) -> Result<BTreeMap<String, String>, A::Error> {
+        let mut out = BTreeMap::new();
+        while let Some((k, v)) = map.next_entry::<String, String>()? {
+            out.insert(k, v);
+            if out.len() > self.max {
+                return Err(too_many(self.field, self.max));
+            }
+        }
+        Ok(out)
+    }
+}
+
+fn too_many<E: serde::de::Error>(field: &str, max: usize) -> E {
+    E::custom(format!(
+        "{BOUND_ERROR}: {field} has more than {max} entries (the maximum)"
+    ))
+}
+
+fn bounded<T>(field: &'static str, max: usize) -> Bounded<T> {
+    Bounded {
+        field,
+        max,
+        marker: std::marker::PhantomData,
+    }
+}
+
+fn bounded_files<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Vec<FileInput>, D::Error> {
+    d.deserialize_seq(bounded::<Vec<FileInput>>("files", bounds::MAX_FILES))
+}
+
+fn bounded_cmd<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<Vec<String>>, D::Error> {
+    struct Cmd;
+    impl<'de> serde::de::Visitor<'de> for Cmd {
+        type Value = Option<Vec<String>>;
+        fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            f.write_str("null or an array of strings")
+        }
+        fn visit_none<E: serde::de::Error>(self) -> Result<Self::Value, E> {
+            Ok(None)
+        }
+        fn visit_unit<E: serde::de::Error>(self) -> Result<Self::Value, E> {
+            Ok(None)
+        }
+        fn visit_some<D: serde::Deserializer<'de>>(self, d: D) -> Result<Self::Value, D::Error> {
+            d.deserialize_seq(bounded::<Vec<String>>("cmd", bounds::MAX_ARGS))
+                .map(Some)
+        }
+    }
+    d.deserialize_option(Cmd)
+}
+
+fn bounded_env<'de, D: serde::Deserializer<'de>>(
+    d: D,
+) -> Result<BTreeMap<String, String>, D::Error> {
+    d.deserialize_map(bounded::<BTreeMap<String, String>>("env", bounds::MAX_ENV))
 }
 
 /// Limits of one run; absent fields take the server's defaults. Above the server's (or the
@@ -94,16 +188,22 @@ pub struct RunRequest {
     pub image: Option<String>,
     /// Language name (see `GET /v1/languages`); picks the image and the default command.
     pub language: Option<String>,
-    #[serde(default)]
+    /// At most 1024 files, together at most `limits.disk` bytes; no path twice, no file
+    /// inside another.
+    #[serde(default, deserialize_with = "bounded_files")]
+    #[schema(max_items = 1024)]
     pub files: Vec<FileInput>,
-    /// Program and arguments (optional when `language` is given).
-    #[schema(example = json!(["sh", "-c", "echo hello"]))]
+    /// Program and arguments (optional when `language` is given): at most 4096 arguments of
+    /// at most 131071 bytes each, and at most 1 MiB with `env`.
+    #[schema(example = json!(["sh", "-c", "echo hello"]), max_items = 4096)]
+    #[serde(default, deserialize_with = "bounded_cmd")]
     pub cmd: Option<Vec<String>>,
     /// Standard input of the program.
     pub stdin: Option<String>,
     #[serde(default)]
     pub stdin_encoding: Encoding,
-    #[serde(default)]
+    /// At most 4096 variables (the image's included); `NAME=value` at most 131071 bytes.
+    #[serde(default, deserialize_with = "bounded_env")]
     pub env: BTreeMap<String, String>,
     #[serde(default)]
     pub limits: LimitsInput,

@@ -113,6 +113,9 @@ impl From<super::store::StoreError> for ApiError {
 /// Turns a JSON body parse failure into 400 with a precise code.
 pub fn json_error(e: &serde_json::Error) -> ApiError {
     let text = e.to_string();
+    if text.starts_with(super::dto::BOUND_ERROR) {
+        return ApiError::unprocessable("too_large", text);
+    }
     let code = if text.starts_with("unknown field") {
         "unknown_field"
     } else if e.is_data() {

@@ -7,6 +7,7 @@ pub mod check_host;
 pub mod grade;
 pub mod image;
 pub mod languages;
+mod malloc_tuning;
 pub mod run;
 mod run_lang;
 pub mod serve;
@@ -52,7 +53,10 @@ pub fn main(cli: Cli) -> i32 {
     init_tracing();
     match cli.command {
         Command::Run(a) => run::main(*a),
-        Command::Serve(a) => serve::main(a),
+        Command::Serve(a) => {
+            malloc_tuning::reexec_tuned();
+            serve::main(a)
+        }
         Command::Grade(a) => grade::main(a),
         Command::Image(a) => image::main(a),
         Command::Languages(a) => languages::main(a),
