@@ -296,6 +296,7 @@ fn absurd_limits_are_usage_errors_and_start_nothing() {
     for args in [
         ["--memory", "0"],
         ["--pids", "-1"],
+        ["--pids", "1"],
         ["--wall-time", "10y"],
         ["--memory", "1P"],
         ["--cpu-time", "soon"],
@@ -317,5 +318,27 @@ fn absurd_limits_are_usage_errors_and_start_nothing() {
             stderr.contains(name),
             "{args:?}: message does not name the limit: {stderr}"
         );
+    }
+}
+
+#[test]
+fn requests_past_a_bound_are_usage_errors_naming_it() {
+    let Some(r) = setup() else { return };
+    let many: Vec<String> = vec!["x".into(); 5000];
+    // 1.2 MB: execve takes it (for sandcell itself), the cell's bound does not.
+    let long = vec!["x".repeat(100_000); 12];
+    for (args, name) in [(many, "4096"), (long, "1048576")] {
+        let out = sandcell()
+            .arg("run")
+            .arg("--rootfs")
+            .arg(&r)
+            .args(["--", "/bin/echo"])
+            .args(&args)
+            .output()
+            .unwrap();
+        assert_eq!(out.status.code(), Some(2), "{out:?}");
+        assert!(out.stdout.is_empty());
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(stderr.contains(name), "{stderr}");
     }
 }

@@ -199,11 +199,15 @@ fn write_request(
     method: &str,
     path: &str,
     key: Option<&str>,
+    extra: &[(&str, &str)],
     body: Option<&[u8]>,
 ) -> std::io::Result<()> {
     let mut head = format!("{method} {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n");
     if let Some(key) = key {
         head.push_str(&format!("Authorization: Bearer {key}\r\n"));
+    }
+    for (name, value) in extra {
+        head.push_str(&format!("{name}: {value}\r\n"));
     }
     if let Some(body) = body {
         head.push_str(&format!(
@@ -269,11 +273,23 @@ pub fn request(
     key: Option<&str>,
     body: Option<&[u8]>,
 ) -> Response {
+    request_with(addr, method, path, key, &[], body)
+}
+
+/// [`request`] with extra headers.
+pub fn request_with(
+    addr: SocketAddr,
+    method: &str,
+    path: &str,
+    key: Option<&str>,
+    extra: &[(&str, &str)],
+    body: Option<&[u8]>,
+) -> Response {
     let mut stream = TcpStream::connect(addr).expect("connect to daemon");
     stream
         .set_read_timeout(Some(Duration::from_secs(120)))
         .unwrap();
-    write_request(&mut stream, addr, method, path, key, body).expect("send request");
+    write_request(&mut stream, addr, method, path, key, extra, body).expect("send request");
     let mut reader = BufReader::new(stream);
     let (status, headers) = parse_head(&mut reader);
     let mut raw = Vec::new();
@@ -299,7 +315,7 @@ pub fn read_events(
     stream
         .set_read_timeout(Some(Duration::from_secs(60)))
         .unwrap();
-    write_request(&mut stream, addr, "GET", path, Some(key), None).unwrap();
+    write_request(&mut stream, addr, "GET", path, Some(key), &[], None).unwrap();
     let mut reader = BufReader::new(stream);
     let (status, _) = parse_head(&mut reader);
     assert_eq!(status, 200);
