@@ -278,7 +278,7 @@ fn bad_input_over_the_wire_writes_nothing_outside_the_cell() {
         ),
         (
             json!({"image":"busybox","cmd":["true"],"files":[{"path":"a","content":"***","encoding":"base64"}]}),
-            400,
+            422,
         ),
     ];
     for (body, status) in bodies {

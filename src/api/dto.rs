@@ -54,6 +54,31 @@ fn integer<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<i64>, D::Err
     }
 }
 
+/// `T` read only from a JSON object: serde's derived structs also accept an array of their
+/// fields in order (`"limits": [null, 1]`), which the schema does not allow.
+#[derive(Debug)]
+pub struct Object<T>(pub T);
+
+impl<'de, T: Deserialize<'de>> Deserialize<'de> for Object<T> {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V<T>(std::marker::PhantomData<T>);
+        impl<'de, T: Deserialize<'de>> serde::de::Visitor<'de> for V<T> {
+            type Value = T;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("an object")
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(self, map: A) -> Result<T, A::Error> {
+                T::deserialize(serde::de::value::MapAccessDeserializer::new(map))
+            }
+        }
+        d.deserialize_map(V(std::marker::PhantomData)).map(Object)
+    }
+}
+
+fn object<'de, D: serde::Deserializer<'de>, T: Deserialize<'de>>(d: D) -> Result<T, D::Error> {
+    Object::deserialize(d).map(|o| o.0)
+}
+
 /// The marker of a JSON error that is a request bound, not malformed JSON (answered 422).
 pub const BOUND_ERROR: &str = "request bound exceeded";
 
@@ -65,18 +90,21 @@ struct Bounded<T> {
     marker: std::marker::PhantomData<T>,
 }
 
-impl<'de, T: Deserialize<'de>> serde::de::Visitor<'de> for Bounded<Vec<T>> {
+impl<'de, T> serde::de::Visitor<'de> for Bounded<Vec<T>>
+where
+    Elem<T>: Deserialize<'de>,
+{
     type Value = Vec<T>;
     fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         write!(f, "an array of at most {} items", self.max)
     }
     fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut seq: A) -> Result<Vec<T>, A::Error> {
         let mut out = Vec::with_capacity(seq.size_hint().unwrap_or(0).min(self.max));
-        while let Some(item) = seq.next_element()? {
+        while let Some(item) = seq.next_element::<Elem<T>>()? {
             if out.len() == self.max {
                 return Err(too_many(self.field, self.max));
             }
-            out.push(item);
+            out.push(item.0);
         }
         Ok(out)
     }
@@ -99,6 +127,21 @@ impl<'de> serde::de::Visitor<'de> for Bounded<BTreeMap<String, String>> {
             }
         }
         Ok(out)
+    }
+}
+
+/// An element of a bounded array: file entries must be objects, strings are strings.
+pub struct Elem<T>(T);
+
+impl<'de> Deserialize<'de> for Elem<FileInput> {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        object(d).map(Elem)
+    }
+}
+
+impl<'de> Deserialize<'de> for Elem<String> {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        String::deserialize(d).map(Elem)
     }
 }
 
@@ -145,6 +188,12 @@ fn bounded_env<'de, D: serde::Deserializer<'de>>(
     d: D,
 ) -> Result<BTreeMap<String, String>, D::Error> {
     d.deserialize_map(bounded::<BTreeMap<String, String>>("env", bounds::MAX_ENV))
+}
+
+/// An optional u32 that may be written as a float with no fraction (`4.0` is an integer in
+/// JSON Schema); larger values saturate.
+pub fn opt_u32<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<u32>, D::Error> {
+    Ok(integer(d)?.map(|i| i.clamp(0, u32::MAX as i64) as u32))
 }
 
 /// Limits of one run; absent fields take the server's defaults. Above the server's (or the
@@ -205,7 +254,7 @@ pub struct RunRequest {
     /// At most 4096 variables (the image's included); `NAME=value` at most 131071 bytes.
     #[serde(default, deserialize_with = "bounded_env")]
     pub env: BTreeMap<String, String>,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "object")]
     pub limits: LimitsInput,
     /// Answer with the finished result (200) instead of 202 at once.
     #[serde(default)]
@@ -313,6 +362,7 @@ pub struct RunSummary {
 /// Query of `GET /v1/runs`.
 #[derive(Debug, Clone, Deserialize, IntoParams)]
 #[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
 pub struct RunListQuery {
     /// At most this many runs (1 to 1000, default 50).
     #[param(minimum = 1, maximum = 1000)]

@@ -23,7 +23,7 @@ fn decode(field: &str, text: &str, encoding: Encoding) -> Result<Vec<u8>, ApiErr
         Encoding::Utf8 => Ok(text.as_bytes().to_vec()),
         Encoding::Base64 => base64::engine::general_purpose::STANDARD
             .decode(text.trim())
-            .map_err(|e| ApiError::bad_request("bad_base64", format!("{field}: {e}"))),
+            .map_err(|e| ApiError::unprocessable("bad_base64", format!("{field}: {e}"))),
     }
 }
 
@@ -385,7 +385,7 @@ mod tests {
             encoding: Encoding::Base64,
             executable: false,
         });
-        assert_eq!(status(&r), Some(400));
+        assert_eq!(status(&r), Some(422));
     }
 
     #[test]

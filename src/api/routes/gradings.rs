@@ -63,7 +63,8 @@ pub struct GradingRequest {
     #[serde(default)]
     pub wait: bool,
     /// Tests run at the same time (default and maximum: the daemon's `workers`).
-    #[serde(default)]
+    #[serde(default, deserialize_with = "crate::api::dto::opt_u32")]
+    #[schema(minimum = 1, maximum = 4294967295_u64)]
     pub jobs: Option<u32>,
 }
 
@@ -123,7 +124,7 @@ fn decode(path: &str, content: &str, encoding: Encoding) -> Result<Vec<u8>, ApiE
         Encoding::Utf8 => Ok(content.as_bytes().to_vec()),
         Encoding::Base64 => base64::engine::general_purpose::STANDARD
             .decode(content)
-            .map_err(|e| ApiError::bad_request("bad_base64", format!("files[{path:?}]: {e}"))),
+            .map_err(|e| ApiError::unprocessable("bad_base64", format!("files[{path:?}]: {e}"))),
     }
 }
 
@@ -187,7 +188,8 @@ fn jobs(requested: Option<u32>, workers: usize) -> Result<usize, ApiError> {
 #[utoipa::path(
     post, path = "/v1/gradings", tag = "gradings",
     request_body = GradingRequest,
-    params(("Idempotency-Key" = Option<String>, Header,
+    params(("Idempotency-Key" = Option<String>, Header, min_length = 1, max_length = 255,
+        pattern = "^[!-~]{1,255}$",
         description = "Names this attempt (1-255 visible ASCII): the same key from the same app within 24 h answers the first attempt's grading instead of starting another; with a different body it is a 422")),
     responses(
         (status = 200, description = "Finished (wait: true)", body = GradingReport),
@@ -220,8 +222,9 @@ pub async fn create_grading(
                 key,
                 body_hash: idempotency::body_hash(&body),
             });
-            let request: GradingRequest =
-                serde_json::from_slice(&body).map_err(|e| json_error(&e))?;
+            let crate::api::dto::Object(request) =
+                serde_json::from_slice::<crate::api::dto::Object<GradingRequest>>(&body)
+                    .map_err(|e| json_error(&e))?;
             drop(body);
             let files = uploaded_files(&request.files)?;
             let jobs = jobs(request.jobs, state.config.workers)?;
@@ -483,7 +486,7 @@ mod tests {
         };
         assert_eq!(
             uploaded_files(&[bad]).unwrap_err().status,
-            StatusCode::BAD_REQUEST
+            StatusCode::UNPROCESSABLE_ENTITY
         );
     }
 

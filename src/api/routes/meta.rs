@@ -135,10 +135,10 @@ pub async fn languages(State(state): State<AppState>, _caller: Caller) -> Json<L
 /// This API's OpenAPI 3.1 document.
 #[utoipa::path(get, path = "/openapi.json", tag = "meta",
     responses((status = 200, content_type = "application/json", body = Object)), security(()))]
-pub async fn openapi() -> Response {
+pub async fn openapi(State(state): State<AppState>) -> Response {
     (
         [(header::CONTENT_TYPE, "application/json")],
-        crate::api::openapi::document_json(),
+        crate::api::openapi::document_for(&state.config),
     )
         .into_response()
 }

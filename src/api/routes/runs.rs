@@ -13,8 +13,8 @@ use rand::RngCore;
 
 use crate::api::auth::Caller;
 use crate::api::dto::{
-    RunAccepted, RunFinished, RunList, RunListQuery, RunRequest, RunStatus, RunSummary, RunView,
-    StoredResult,
+    Object, RunAccepted, RunFinished, RunList, RunListQuery, RunRequest, RunStatus, RunSummary,
+    RunView, StoredResult,
 };
 use crate::api::error::{body_rejection, json_error, ApiError};
 use crate::api::idempotency::{self, Attempt, Claim, Kind};
@@ -40,7 +40,8 @@ pub fn new_run_id() -> String {
 #[utoipa::path(
     post, path = "/v1/runs", tag = "runs",
     request_body = RunRequest,
-    params(("Idempotency-Key" = Option<String>, Header,
+    params(("Idempotency-Key" = Option<String>, Header, min_length = 1, max_length = 255,
+        pattern = "^[!-~]{1,255}$",
         description = "Names this attempt (1-255 visible ASCII): the same key from the same app within 24 h answers the first attempt's run instead of starting another; with a different body it is a 422")),
     responses(
         (status = 200, description = "Finished (wait: true)", body = RunFinished),
@@ -74,7 +75,8 @@ pub async fn create_run(
                 key,
                 body_hash: idempotency::body_hash(&body),
             });
-            let request: RunRequest = serde_json::from_slice(&body).map_err(|e| json_error(&e))?;
+            let Object(request) =
+                serde_json::from_slice::<Object<RunRequest>>(&body).map_err(|e| json_error(&e))?;
             drop(body);
             let prepared = prepare(&request, &state.config, &state.catalog, &app)?;
             let stored = serde_json::to_string(&request)
