@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use api_support::{create_app, read_events, Daemon};
-use serde_json::json;
+use serde_json::{json, Value};
 
 fn sh(script: &str) -> serde_json::Value {
     json!({"image": "busybox", "cmd": ["sh", "-c", script]})
@@ -137,12 +137,20 @@ fn sse_streams_output_before_the_run_ends() {
     let last_stdout = names.iter().rposition(|n| *n == "stdout").unwrap();
     let done = names.iter().position(|n| *n == "result").unwrap();
     assert!(last_stdout < done);
-    // The events of a finished run: its status and result, and the stream ends.
+    // The events of a finished run: its status, its whole output replayed (one event per
+    // stream), its result, and the stream ends.
     let again = read_events(d.addr, &format!("/v1/runs/{id}/events"), &key);
     let names: Vec<&str> = again.iter().map(|(_, n, _)| n.as_str()).collect();
     assert_eq!(names.first(), Some(&"status"));
     assert_eq!(names.last(), Some(&"result"));
-    assert!(!names.contains(&"stdout"), "{names:?}");
+    let replayed: Vec<&Value> = again
+        .iter()
+        .filter(|(_, n, _)| n == "stdout")
+        .map(|(_, _, d)| d)
+        .collect();
+    assert_eq!(replayed.len(), 1, "{names:?}");
+    assert_eq!(replayed[0]["text"], "one\ntwo\nthree\n");
+    assert!(!names.contains(&"stderr"), "{names:?}");
 }
 
 #[test]
