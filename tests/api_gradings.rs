@@ -315,3 +315,37 @@ fn gradings_beyond_the_bound_get_503_with_retry_after() {
     let status = e.daemon.stop();
     assert!(status.success(), "{status:?}");
 }
+
+#[test]
+fn a_retried_grading_with_the_same_idempotency_key_is_the_same_grading() {
+    let Some(e) = env() else { return };
+    let body = request("sum", "correct.cpp", false).to_string();
+    let post_keyed = |ikey: &str, body: &str| {
+        api_support::request_with(
+            e.daemon.addr,
+            "POST",
+            "/v1/gradings",
+            Some(&e.key),
+            &[("Idempotency-Key", ikey)],
+            Some(body.as_bytes()),
+        )
+    };
+    let first = post_keyed("grade-1", &body);
+    assert_eq!(first.status, 202, "{}", first.text());
+    let id = first.json()["id"].as_str().unwrap().to_string();
+    let again = post_keyed("grade-1", &body);
+    assert_eq!(again.status, 202, "{}", again.text());
+    assert_eq!(again.json()["id"], id.as_str());
+    // wait: true on the replay answers the first grading's report.
+    let waited = request("sum", "correct.cpp", true).to_string();
+    let r = post_keyed("grade-2", &waited);
+    assert_eq!(r.status, 200, "{}", r.text());
+    let replayed = post_keyed("grade-2", &waited);
+    assert_eq!(replayed.status, 200, "{}", replayed.text());
+    assert_eq!(replayed.json()["id"], r.json()["id"]);
+    assert_eq!(replayed.json()["verdict"], "AC");
+    let other = post_keyed("grade-3", &body);
+    assert_ne!(other.json()["id"], id.as_str());
+    let changed = post_keyed("grade-1", &waited);
+    assert_eq!(changed.status, 422, "{}", changed.text());
+}
