@@ -353,7 +353,7 @@ impl RunSpec {
                 ));
             }
         }
-        check_files(&self.files, self.limits.disk)?;
+        check_files(&self.files, self.limits.disk, self.limits.inodes)?;
         for b in &self.binds {
             check_cell_path("binds[].target", &b.target)?;
             if !b.source.is_absolute() {
@@ -454,9 +454,10 @@ fn check_exec_size(
 }
 
 /// Checks the files against [`bounds`]: each path, no path twice, no file that is also the
-/// directory of another (`a` and `a/b`), and all of them fit in the work dir (`disk`).
-/// O(n log n) in the number of files.
-fn check_files(files: &[FileSpec], disk: u64) -> Result<(), SpecError> {
+/// directory of another (`a` and `a/b`), and all of them fit in the work dir (`disk` bytes,
+/// `inodes` for the files, their directories and the work dir itself). O(n log n) in the
+/// number of files.
+fn check_files(files: &[FileSpec], disk: u64, inodes: u64) -> Result<(), SpecError> {
     if files.len() > bounds::MAX_FILES {
         return Err(SpecError::invalid(
             "files",
@@ -485,6 +486,30 @@ fn check_files(files: &[FileSpec], disk: u64) -> Result<(), SpecError> {
     // Ordered component by component, a path's descendants follow it directly.
     let mut paths: Vec<&str> = files.iter().map(|f| f.path.as_str()).collect();
     paths.sort_unstable_by(|a, b| a.split('/').cmp(b.split('/')));
+    // Sorted so, each directory is new exactly where a path's parent leaves the previous's.
+    let mut dirs = 0usize;
+    let mut previous: Vec<&str> = Vec::new();
+    for path in &paths {
+        let parent: Vec<&str> = path.split('/').collect::<Vec<_>>();
+        let parent = &parent[..parent.len() - 1];
+        let shared = parent
+            .iter()
+            .zip(&previous)
+            .take_while(|(a, b)| a == b)
+            .count();
+        dirs += parent.len() - shared;
+        previous = parent.to_vec();
+    }
+    let needed = (files.len() + dirs + 1) as u64;
+    if needed > inodes {
+        return Err(SpecError::invalid(
+            "files",
+            format!(
+                "{} files and {dirs} directories need {needed} inodes, more than limits.inodes {inodes}",
+                files.len()
+            ),
+        ));
+    }
     for pair in paths.windows(2) {
         let (a, b) = (pair[0], pair[1]);
         if a == b {
@@ -840,5 +865,24 @@ mod tests {
         s.env = vec![("A".into(), "x\0y".into())];
         let e = s.validate(&LimitBounds::default()).unwrap_err().to_string();
         assert!(e.contains("NUL") && !e.contains("name"), "{e}");
+    }
+
+    #[test]
+    fn files_and_their_directories_must_fit_the_inodes() {
+        let with = |paths: &[&str], inodes: u64| {
+            let mut s = RunSpec::new("/r", vec!["true".into()]);
+            s.files = paths.iter().map(|p| file(p)).collect();
+            s.limits.inodes = inodes;
+            invalid_field(s)
+        };
+        // 16 files, the directories a and a/b, and the work dir.
+        let mut paths: Vec<String> = (0..14).map(|i| format!("a/b/f{i}")).collect();
+        paths.extend(["a/c".to_string(), "d".to_string()]);
+        let paths: Vec<&str> = paths.iter().map(String::as_str).collect();
+        assert_eq!(with(&paths, 19), None);
+        assert_eq!(with(&paths, 18), Some("files"));
+        let many: Vec<String> = (0..100).map(|i| format!("f{i}")).collect();
+        let many: Vec<&str> = many.iter().map(String::as_str).collect();
+        assert_eq!(with(&many, 64), Some("files"));
     }
 }

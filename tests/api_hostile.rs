@@ -145,6 +145,15 @@ fn request_mistakes_are_422_before_acceptance() {
     assert_422(&d, &key, &body, "more than once");
     body["files"] = json!([file("a"), file("a/b")]);
     assert_422(&d, &key, &body, "cannot be inside it");
+    // Files and their directories must fit the work dir's inodes (the dir itself takes one).
+    let mut body = sh("ls | wc -l");
+    body["limits"] = json!({"inodes": 16});
+    body["files"] = (0..15).map(|i| file(&format!("f{i}"))).collect();
+    let r = d.post_run(&key, &body);
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert_eq!(r.json()["stdout"], "15\n", "{}", r.text());
+    body["files"] = (0..16).map(|i| file(&format!("f{i}"))).collect();
+    assert_422(&d, &key, &body, "limits.inodes");
     let mut body = sh("true");
     body["limits"] = json!({"pids": 1});
     assert_422(&d, &key, &body, "pids");
@@ -173,7 +182,7 @@ fn request_mistakes_are_422_before_acceptance() {
     assert_eq!(r.json()["stdout"], "hi\n", "{}", r.text());
     // None of the rejected requests became a run.
     let runs = d.request("GET", "/v1/runs", Some(&key), None).json();
-    assert_eq!(runs["runs"].as_array().unwrap().len(), 2, "{runs}");
+    assert_eq!(runs["runs"].as_array().unwrap().len(), 3, "{runs}");
 }
 
 #[test]

@@ -48,12 +48,13 @@ pub fn document_for(config: &super::config::ServeConfig) -> String {
     };
     let m = &config.max_limits;
     let ms = |d: std::time::Duration| d.as_millis().min(i64::MAX as u128) as u64;
-    let bounds: [(&str, u64, u64); 5] = [
+    let bounds: [(&str, u64, u64); 6] = [
         ("memory", crate::spec::MIB, m.max_memory),
         ("pids", crate::spec::MIN_PIDS, m.max_pids),
         ("cpu_time", 1, ms(m.max_cpu_time)),
         ("wall_time", 1, ms(m.max_wall_time)),
         ("output", 0, m.max_output),
+        ("inodes", crate::spec::MIN_INODES, m.max_inodes),
     ];
     let reject = config.limits_policy == super::config::LimitsPolicy::Reject;
     if let Some(props) = doc
