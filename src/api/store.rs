@@ -12,12 +12,6 @@ use super::dto::RunStatus;
 /// Errors of the store.
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
-    #[error("cannot create state dir {path}: {source}")]
-    StateDir {
-        path: PathBuf,
-        #[source]
-        source: std::io::Error,
-    },
     #[error(transparent)]
     Insecure(#[from] super::state_dir::StateDirError),
     #[error("sqlite: {0}")]
