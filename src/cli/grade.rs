@@ -2,7 +2,8 @@
 //! verdicts as a table, JSON or JUnit XML.
 //!
 //! Exit codes: 0 every test AC; 1 some test failed (or CE); 2 bad suite or flags; 125 sandbox
-//! errors.
+//! errors. With `--format json` a failure before any report (exit 2 or 125) still prints one
+//! JSON object on stdout: `{"schema":"sandcell.grade/v1","error":{...}}`.
 
 use std::io::{IsTerminal, Write};
 use std::path::PathBuf;
@@ -11,7 +12,7 @@ use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 
 use crate::grade::{
     self, junit, read_suite_file, table, GradeEvent, GradeOptions, GradeReport, SourceFile,
-    StoreResolver, SubmittedFile,
+    StoreResolver, SubmittedFile, SuiteError, SCHEMA,
 };
 use crate::sandbox::{Launcher, LauncherConfig};
 
@@ -56,14 +57,75 @@ pub struct GradeArgs {
     pub no_progress: bool,
 }
 
-pub fn main(args: GradeArgs) -> i32 {
-    let mut file = match read_suite_file(&args.suite) {
-        Ok(f) => f,
-        Err(e) => {
-            super::error_line(e);
-            return super::EXIT_USAGE;
+/// Why no report could be made: the exit code, and what the user is told.
+struct Failure {
+    code: i32,
+    message: String,
+    suite: Option<SuiteError>,
+}
+
+impl Failure {
+    fn usage(message: impl std::fmt::Display) -> Self {
+        Failure {
+            code: super::EXIT_USAGE,
+            message: message.to_string(),
+            suite: None,
         }
-    };
+    }
+
+    fn suite(e: SuiteError) -> Self {
+        Failure {
+            code: super::EXIT_USAGE,
+            message: e.to_string(),
+            suite: Some(e),
+        }
+    }
+
+    fn sandbox(message: impl std::fmt::Display) -> Self {
+        Failure {
+            code: super::EXIT_SANDBOX,
+            message: message.to_string(),
+            suite: None,
+        }
+    }
+
+    /// The JSON object `--format json` prints instead of a report.
+    fn to_json(&self) -> serde_json::Value {
+        let mut error = serde_json::json!({
+            "kind": if self.code == super::EXIT_USAGE { "usage" } else { "sandbox" },
+            "message": self.message,
+            "exit_code": self.code,
+        });
+        if let Some(e) = &self.suite {
+            error["field"] = e.field.clone().into();
+            error["detail"] = e.message.clone().into();
+            if let Some(file) = &e.file {
+                error["file"] = file.clone().into();
+            }
+            if let Some(line) = e.line {
+                error["line"] = line.into();
+            }
+        }
+        serde_json::json!({ "schema": SCHEMA, "error": error })
+    }
+}
+
+pub fn main(args: GradeArgs) -> i32 {
+    match run(&args) {
+        Ok(code) => code,
+        Err(failure) => {
+            super::error_line(&failure.message);
+            if args.format == Format::Json {
+                let mut out = std::io::stdout().lock();
+                let _ = writeln!(out, "{}", failure.to_json());
+            }
+            failure.code
+        }
+    }
+}
+
+fn run(args: &GradeArgs) -> Result<i32, Failure> {
+    let mut file = read_suite_file(&args.suite).map_err(Failure::suite)?;
     if let Some(rootfs) = &args.rootfs {
         let abs = std::fs::canonicalize(rootfs).unwrap_or_else(|_| rootfs.clone());
         file.suite.rootfs = Some(abs.display().to_string());
@@ -73,13 +135,7 @@ pub fn main(args: GradeArgs) -> i32 {
         file.suite.image = Some(image.clone());
         file.suite.rootfs = None;
     }
-    let submission = match read_submission(&args.submission) {
-        Ok(s) => s,
-        Err(e) => {
-            super::error_line(e);
-            return super::EXIT_USAGE;
-        }
-    };
+    let submission = read_submission(&args.submission).map_err(Failure::usage)?;
     let resolver = StoreResolver {
         state_dir: args
             .state_dir
@@ -87,32 +143,22 @@ pub fn main(args: GradeArgs) -> i32 {
             .unwrap_or_else(crate::image::default_state_dir),
         allow_rootfs_dirs: true,
     };
-    let prepared = match file.prepare(&resolver, submission) {
-        Ok(p) => p,
-        Err(e) => {
-            super::error_line(e);
-            return super::EXIT_USAGE;
-        }
-    };
+    let prepared = file
+        .prepare(&resolver, submission)
+        .map_err(Failure::suite)?;
     if args.jobs == Some(0) {
-        super::error_line("--jobs must be at least 1");
-        return super::EXIT_USAGE;
+        return Err(Failure::usage("--jobs must be at least 1"));
     }
     // Pooled cell cgroups: a suite runs many cells (v1: saves mkdir/rmdir per test). Cells
     // come from a spawner process: the grader is multithreaded, and its tests bind the build
     // dir, so they are prepared per test rather than kept warm.
     let pool = args.jobs.unwrap_or(2).max(1);
-    let launcher = match Launcher::new(LauncherConfig {
+    let launcher = Launcher::new(LauncherConfig {
         cgroup_pool: pool,
         spawner: Some(std::path::PathBuf::from("/proc/self/exe")),
         ..LauncherConfig::default()
-    }) {
-        Ok(l) => l,
-        Err(e) => {
-            super::error_line(e);
-            return super::EXIT_SANDBOX;
-        }
-    };
+    })
+    .map_err(Failure::sandbox)?;
     let opts = GradeOptions {
         jobs: args.jobs.unwrap_or_else(grade::default_jobs),
         fail_fast: args.fail_fast,
@@ -129,11 +175,8 @@ pub fn main(args: GradeArgs) -> i32 {
     });
     bar.finish_and_clear();
 
-    if let Err(e) = emit(&report, &args) {
-        super::error_line(e);
-        return super::EXIT_SANDBOX;
-    }
-    report.exit_code()
+    emit(&report, args).map_err(Failure::sandbox)?;
+    Ok(report.exit_code())
 }
 
 /// `PATH` or `PATH:NAME` (a path that exists is taken whole, colons and all).

@@ -1,5 +1,6 @@
 //! Running a testlib-style checker in its own cell: `RUN input.txt output.txt answer.txt`
-//! in a fresh work dir holding the checker's files and the three data files.
+//! in a fresh work dir holding the checker's files and the three data files. A command that
+//! names `{input}`, `{output}` or `{answer}` gets the file names there instead of appended.
 
 use crate::result::Verdict;
 use crate::sandbox::Launcher;
@@ -34,8 +35,7 @@ pub fn run_checker(
     output: &[u8],
     answer: &[u8],
 ) -> CheckerVerdict {
-    let mut argv = checker.run.clone();
-    argv.extend([INPUT_FILE, OUTPUT_FILE, ANSWER_FILE].map(String::from));
+    let argv = checker_argv(&checker.run);
     let mut spec = RunSpec::new(&checker.root.rootfs, argv);
     spec.env = checker.root.env.clone();
     spec.limits = checker.limits.clone();
@@ -64,7 +64,7 @@ pub fn run_checker(
         Err(e) => return CheckerVerdict::Failed(format!("checker spec: {e}")),
     };
     let result = launcher.run(&spec, &mut |_| {}, None);
-    let said = || {
+    let said = || -> String {
         let out = String::from_utf8_lossy(&result.stdout.bytes)
             .trim()
             .to_string();
@@ -77,16 +77,97 @@ pub fn run_checker(
     match (result.verdict, result.exit_code) {
         (Verdict::OK, _) => CheckerVerdict::Accepted(said()),
         (Verdict::RE, Some(1 | 2)) => CheckerVerdict::Rejected(said()),
-        (verdict, code) => CheckerVerdict::Failed(format!(
-            "checker ended with {verdict}{}{}: {}",
-            code.map(|c| format!(" (exit code {c})"))
-                .unwrap_or_default(),
-            result
-                .message
-                .as_deref()
-                .map(|m| format!(" — {m}"))
-                .unwrap_or_default(),
-            said()
-        )),
+        (verdict, code) => {
+            let said = said();
+            CheckerVerdict::Failed(format!(
+                "checker ended with {verdict}{}{}{}",
+                code.map(|c| format!(" (exit code {c})"))
+                    .unwrap_or_default(),
+                result
+                    .message
+                    .as_deref()
+                    .map(|m| format!(" — {m}"))
+                    .unwrap_or_default(),
+                if said.is_empty() {
+                    String::new()
+                } else {
+                    format!(": {said}")
+                }
+            ))
+        }
+    }
+}
+
+/// The placeholders a checker command may use, and the files they stand for.
+pub const PLACEHOLDERS: [(&str, &str); 3] = [
+    ("{input}", INPUT_FILE),
+    ("{output}", OUTPUT_FILE),
+    ("{answer}", ANSWER_FILE),
+];
+
+/// The checker's argv for one test: placeholders replaced where the command names any,
+/// otherwise the three files appended (`$1 $2 $3` of a shell-string command).
+pub fn checker_argv(run: &[String]) -> Vec<String> {
+    let named = run
+        .iter()
+        .any(|a| PLACEHOLDERS.iter().any(|(p, _)| a.contains(p)));
+    let mut argv: Vec<String> = run
+        .iter()
+        .map(|a| {
+            PLACEHOLDERS
+                .iter()
+                .fold(a.clone(), |acc, (p, file)| acc.replace(p, file))
+        })
+        .collect();
+    if !named {
+        argv.extend([INPUT_FILE, OUTPUT_FILE, ANSWER_FILE].map(String::from));
+    }
+    argv
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::grade::command::CommandSpec;
+
+    fn argv(line: &str) -> Vec<String> {
+        checker_argv(&CommandSpec::Line(line.into()).argv().unwrap())
+    }
+
+    #[test]
+    fn files_are_appended_or_put_where_the_command_names_them() {
+        assert_eq!(
+            argv("python3 check.py"),
+            [
+                "python3",
+                "check.py",
+                "input.txt",
+                "output.txt",
+                "answer.txt"
+            ]
+        );
+        assert_eq!(
+            argv("python3 check.py {answer} {output} {input}"),
+            [
+                "python3",
+                "check.py",
+                "answer.txt",
+                "output.txt",
+                "input.txt"
+            ]
+        );
+        // A shell string: the files are $1 $2 $3, not $0 $1 $2.
+        assert_eq!(
+            argv(r#"python3 checker.py "$1" "$3" "$2""#),
+            [
+                "/bin/sh",
+                "-c",
+                r#"python3 checker.py "$1" "$3" "$2""#,
+                "sh",
+                "input.txt",
+                "output.txt",
+                "answer.txt"
+            ]
+        );
     }
 }

@@ -1,7 +1,9 @@
 //! Commands as a suite writes them: `"g++ -O2 -o main main.cpp"` or `["./main"]`.
 //!
 //! A string is split like a shell would split words (quotes and backslashes); a string with
-//! shell syntax (pipes, redirections, `&&`, `$`, globs) runs through `/bin/sh -c` instead.
+//! shell syntax (pipes, redirections, `&&`, `$`, globs) runs through `/bin/sh -c LINE sh`
+//! instead, so that arguments appended after it (a test's `args`, a checker's files) are
+//! `$1`, `$2`, ... as in a script, not `$0`.
 
 use serde::{Deserialize, Serialize};
 
@@ -21,7 +23,7 @@ impl CommandSpec {
         let argv = match self {
             CommandSpec::Argv(v) => v.clone(),
             CommandSpec::Line(line) if needs_shell(line) => {
-                vec!["/bin/sh".into(), "-c".into(), line.clone()]
+                vec!["/bin/sh".into(), "-c".into(), line.clone(), "sh".into()]
             }
             CommandSpec::Line(line) => split_words(line)?,
         };
@@ -56,7 +58,10 @@ mod tests {
     #[test]
     fn shell_syntax_goes_through_sh() {
         let c = CommandSpec::Line("gcc *.c && ./a.out".into());
-        assert_eq!(c.argv().unwrap()[..2], ["/bin/sh", "-c"]);
+        assert_eq!(
+            c.argv().unwrap(),
+            ["/bin/sh", "-c", "gcc *.c && ./a.out", "sh"]
+        );
     }
 
     #[test]

@@ -7,12 +7,14 @@ use serde::{Deserialize, Serialize};
 
 use crate::spec::{format_duration, format_size, parse_duration, parse_size, Limits, MIB};
 
-/// A duration written as `"1.5s"`/`"500ms"` or as a number of seconds.
+/// A duration written with its unit: `"1.5s"`, `"500ms"`. A bare number is refused: `1000`
+/// was meant as milliseconds as often as seconds.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 #[serde(try_from = "TextOrNumber", into = "String")]
 pub struct DurationValue(pub Duration);
 
-/// A size written as `"256M"` or as a number of bytes.
+/// A size written with its unit: `"256M"`, `"4096B"`. A bare number is refused: `256` was
+/// meant as MiB far more often than as bytes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(try_from = "TextOrNumber", into = "String")]
 pub struct SizeValue(pub u64);
@@ -25,17 +27,26 @@ enum TextOrNumber {
     Float(f64),
 }
 
+impl TextOrNumber {
+    /// The text of a value that carries a unit, or the message that asks for one.
+    fn with_unit(self, example: impl Fn(&str) -> String) -> Result<String, String> {
+        let bare = match self {
+            TextOrNumber::Text(t) if t.trim().ends_with(|c: char| c.is_ascii_alphabetic()) => {
+                return Ok(t)
+            }
+            TextOrNumber::Text(t) => t.trim().to_string(),
+            TextOrNumber::Int(n) => n.to_string(),
+            TextOrNumber::Float(f) => f.to_string(),
+        };
+        Err(format!("{bare} has no unit: {}", example(&bare)))
+    }
+}
+
 impl TryFrom<TextOrNumber> for DurationValue {
     type Error = String;
     fn try_from(v: TextOrNumber) -> Result<Self, String> {
-        match v {
-            TextOrNumber::Text(t) => parse_duration(&t).map(DurationValue),
-            TextOrNumber::Int(n) => Ok(DurationValue(Duration::from_secs(n))),
-            TextOrNumber::Float(f) if f.is_finite() && (0.0..1e9).contains(&f) => {
-                Ok(DurationValue(Duration::from_secs_f64(f)))
-            }
-            TextOrNumber::Float(f) => Err(format!("{f} is not a duration in seconds")),
-        }
+        let text = v.with_unit(|n| format!("write \"{n}ms\" or \"{n}s\""))?;
+        parse_duration(&text).map(DurationValue)
     }
 }
 
@@ -48,17 +59,14 @@ impl From<DurationValue> for String {
 impl TryFrom<TextOrNumber> for SizeValue {
     type Error = String;
     fn try_from(v: TextOrNumber) -> Result<Self, String> {
-        match v {
-            TextOrNumber::Text(t) => parse_size(&t).map(SizeValue),
-            TextOrNumber::Int(n) => Ok(SizeValue(n)),
-            TextOrNumber::Float(f) => Err(format!("{f} is not a size in bytes (e.g. \"256M\")")),
-        }
+        let text = v.with_unit(|n| format!("write \"{n}M\" (or \"{n}B\" for bytes)"))?;
+        parse_size(&text).map(SizeValue)
     }
 }
 
 impl From<SizeValue> for String {
     fn from(s: SizeValue) -> String {
-        s.0.to_string()
+        format!("{}B", s.0)
     }
 }
 
@@ -69,7 +77,7 @@ pub struct LimitsSpec {
     /// CPU time of the cell (the judge's "time limit").
     #[serde(skip_serializing_if = "Option::is_none")]
     pub time: Option<DurationValue>,
-    /// Wall-clock time; default: 2 × time + 1 s.
+    /// Wall-clock time; default: [`default_wall_time`] of `time`.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub wall_time: Option<DurationValue>,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -106,9 +114,7 @@ impl LimitsSpec {
     /// The core limits, with `defaults` for what is not given.
     pub fn to_limits(&self, defaults: &DefaultLimits) -> Limits {
         let time = self.time.map_or(defaults.time, |d| d.0);
-        let wall = self
-            .wall_time
-            .map_or(time * 2 + Duration::from_secs(1), |d| d.0);
+        let wall = self.wall_time.map_or(default_wall_time(time), |d| d.0);
         Limits {
             wall_time: wall,
             cpu_time: Some(time),
@@ -123,6 +129,14 @@ impl LimitsSpec {
             stack: self.stack.map(|s| s.0),
         }
     }
+}
+
+/// The wall-clock limit of a cell whose suite gives only a CPU limit: 3 × CPU + 2 s. A
+/// grader runs two tests at once on machines that are often busy, so the wall clock is only
+/// the backstop for programs that wait (sleep, blocked reads); the CPU limit is the judge's
+/// time limit. A wall-clock TLE is reported with `reason: wall` and a warning.
+pub fn default_wall_time(cpu: Duration) -> Duration {
+    cpu * 3 + Duration::from_secs(2)
 }
 
 /// What a cell gets when the suite says nothing.
@@ -193,7 +207,8 @@ mod tests {
     #[test]
     fn parses_text_and_numbers() {
         let w: Wrap =
-            toml::from_str("[limits]\ntime = \"1.5s\"\nmemory = \"64M\"\nwall_time = 3\n").unwrap();
+            toml::from_str("[limits]\ntime = \"1.5s\"\nmemory = \"64M\"\nwall_time = \"3s\"\n")
+                .unwrap();
         assert_eq!(
             w.limits.time,
             Some(DurationValue(Duration::from_millis(1500)))
@@ -202,6 +217,28 @@ mod tests {
         assert_eq!(
             w.limits.wall_time,
             Some(DurationValue(Duration::from_secs(3)))
+        );
+    }
+
+    #[test]
+    fn bare_numbers_are_refused_with_the_units_to_write() {
+        let err = |text: &str| toml::from_str::<Wrap>(text).err().unwrap().to_string();
+        let e = err("[limits]\ntime = 1000\n");
+        assert!(
+            e.contains("line 2") && e.contains("write \"1000ms\" or \"1000s\""),
+            "{e}"
+        );
+        let e = err("[limits]\n\nmemory = 256\n");
+        assert!(e.contains("line 3") && e.contains("write \"256M\""), "{e}");
+        let e = err("[limits]\nwall_time = \"2\"\n");
+        assert!(e.contains("2 has no unit"), "{e}");
+        let e = err("[limits]\ntime = 1.5\n");
+        assert!(e.contains("1.5 has no unit"), "{e}");
+        // Sizes survive a round trip through their serialized form.
+        let s = String::from(SizeValue(4096));
+        assert_eq!(
+            SizeValue::try_from(TextOrNumber::Text(s)),
+            Ok(SizeValue(4096))
         );
     }
 
@@ -232,7 +269,7 @@ mod tests {
         };
         let l = base.overridden_by(&over).to_limits(&DefaultLimits::test());
         assert_eq!(l.cpu_time, Some(Duration::from_secs(3)));
-        assert_eq!(l.wall_time, Duration::from_secs(7));
+        assert_eq!(l.wall_time, Duration::from_secs(11));
         assert_eq!(l.memory, Some(64 * MIB));
         assert_eq!(l.pids, Some(64));
     }

@@ -12,6 +12,7 @@
 //! [`GradeReport`] for the result (the same JSON the CLI prints).
 
 pub mod checker;
+mod checker_root;
 pub mod command;
 pub mod comparator;
 pub mod error;

@@ -4,6 +4,7 @@
 
 use std::collections::BTreeSet;
 
+use super::checker_root;
 use super::command::CommandSpec;
 use super::comparator::{build_regex, Comparator};
 use super::error::SuiteError;
@@ -238,6 +239,14 @@ pub fn prepare(suite: &Suite, opts: PrepareOptions<'_>) -> Result<PreparedSuite,
     })
 }
 
+/// `image python (language python)` / `rootfs /srv/x` for messages.
+fn describe_root(root: &ResolvedRoot) -> String {
+    match root.labels.get(crate::lang::LABEL_LANGUAGE) {
+        Some(lang) => format!("language {lang}"),
+        None => format!("rootfs {}", root.rootfs.display()),
+    }
+}
+
 fn root_field(r: &RootRef) -> &'static str {
     match r {
         RootRef::Rootfs(_) => "rootfs",
@@ -372,6 +381,8 @@ fn prepare_checker(
     resolver: &dyn RootResolver,
     bounds: &LimitBounds,
 ) -> Result<PreparedChecker, SuiteError> {
+    let file_names: Vec<&str> = spec.files.iter().map(|f| f.path()).collect();
+    let inferred = checker_root::language_of_files(file_names.iter().copied());
     let root = match root_ref(
         ctx,
         spec.image.as_ref(),
@@ -388,7 +399,11 @@ fn prepare_checker(
                 None,
             )
         })?,
-        None => suite_root.clone(),
+        // The checker's own language when the store has it; else the submission's root,
+        // and the command check below says what to set if that cannot run it.
+        None => checker_root::default_ref(suite_root, inferred)
+            .and_then(|r| resolver.resolve(&r, source).ok())
+            .unwrap_or_else(|| suite_root.clone()),
     };
     if spec.files.is_empty() {
         return Err(ctx.err(
@@ -399,7 +414,7 @@ fn prepare_checker(
             None,
         ));
     }
-    let files = collect_files(ctx, source, &spec.files, "checker.files")?
+    let files: Vec<BoxFile> = collect_files(ctx, source, &spec.files, "checker.files")?
         .into_iter()
         .map(|f| BoxFile {
             name: f.name,
@@ -407,6 +422,27 @@ fn prepare_checker(
             mode: f.file.mode,
         })
         .collect();
+    let run = argv(ctx, &spec.run, "checker.run")?;
+    let names: Vec<&str> = files.iter().map(|f| f.name.as_str()).collect();
+    if let Some(program) = checker_root::program(&run) {
+        if spec.compile.is_none() && !checker_root::image_has(&root, program, &names) {
+            let set = match inferred {
+                Some(lang) => format!("[checker] language = \"{lang}\""),
+                None => "[checker] language = \"...\" or image = \"...\"".to_string(),
+            };
+            return Err(ctx.err(
+                "checker.run",
+                format!(
+                    "{program:?} is not in the checker's image ({}); set {set} to run the \
+                     checker in an image that has it",
+                    describe_root(&root)
+                ),
+                "run",
+                "",
+                None,
+            ));
+        }
+    }
     Ok(PreparedChecker {
         root,
         files,
@@ -423,7 +459,7 @@ fn prepare_checker(
             "checker.limits",
             None,
         )?,
-        run: argv(ctx, &spec.run, "checker.run")?,
+        run,
         limits: checked_limits(
             ctx,
             &spec.limits,

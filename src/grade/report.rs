@@ -237,6 +237,9 @@ pub struct GradeReport {
     /// Why the grading failed as a whole (sandbox errors).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub message: Option<String>,
+    /// Things a suite author should look at, e.g. a TLE from the wall clock alone.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub warnings: Vec<String>,
     pub tests: Vec<TestOutcome>,
 }
 
@@ -259,6 +262,7 @@ impl GradeReport {
             compile: None,
             checker_compile: None,
             message: None,
+            warnings: Vec::new(),
             tests: Vec::new(),
         }
     }
@@ -280,6 +284,21 @@ impl GradeReport {
         self.max_time_ms = ran.clone().map(|t| t.time_ms).max().unwrap_or(0);
         self.max_wall_time_ms = ran.clone().map(|t| t.wall_time_ms).max().unwrap_or(0);
         self.max_memory_bytes = ran.filter_map(|t| t.memory_bytes).max();
+        self.warnings = self
+            .tests
+            .iter()
+            .filter(|t| t.verdict == TestVerdict::TLE && t.reason.as_deref() == Some("wall"))
+            .map(|t| {
+                format!(
+                    "test {} ({}): TLE from the wall-clock limit after {} ms of CPU, under the \
+                     CPU limit: a busy machine or a program that waits; raise `wall_time` in \
+                     [limits] if the host is loaded",
+                    t.index + 1,
+                    t.name,
+                    t.time_ms
+                )
+            })
+            .collect();
         let compile_verdict = [&self.compile, &self.checker_compile]
             .into_iter()
             .flatten()
@@ -352,5 +371,19 @@ mod tests {
         );
         let r = report(vec![outcome(TestVerdict::WA), outcome(TestVerdict::XX)]);
         assert_eq!((r.verdict.as_str(), r.exit_code()), ("XX", 125));
+    }
+
+    #[test]
+    fn a_wall_clock_tle_is_a_warning_a_cpu_tle_is_not() {
+        let timed_out = |reason: &str| {
+            let mut t = outcome(TestVerdict::TLE);
+            t.reason = Some(reason.into());
+            t.time_ms = 40;
+            t
+        };
+        let r = report(vec![timed_out("cpu"), timed_out("wall")]);
+        assert_eq!(r.warnings.len(), 1, "{:?}", r.warnings);
+        assert!(r.warnings[0].contains("wall-clock limit after 40 ms of CPU"));
+        assert!(r.warnings[0].contains("wall_time"));
     }
 }

@@ -84,9 +84,16 @@ pub struct StoreResolver {
 }
 
 impl StoreResolver {
+    /// `ERROR (image store: STATE_DIR)`: which store was searched matters when the user
+    /// imported the image into another one.
+    fn in_store(&self, e: impl std::fmt::Display) -> String {
+        format!("{e} (image store: {})", self.state_dir.display())
+    }
+
     fn lease(&self, name: &str) -> Result<ResolvedRoot, String> {
-        let store = crate::image::ImageStore::open(&self.state_dir).map_err(|e| e.to_string())?;
-        let lease = store.lease(name).map_err(|e| e.to_string())?;
+        let store =
+            crate::image::ImageStore::open(&self.state_dir).map_err(|e| self.in_store(e))?;
+        let lease = store.lease(name).map_err(|e| self.in_store(e))?;
         Ok(ResolvedRoot {
             rootfs: lease.image.rootfs.clone(),
             env: lease.image.config.env.clone(),
@@ -115,10 +122,15 @@ impl RootResolver for StoreResolver {
             }
             RootRef::Image(name) => self.lease(name),
             RootRef::Language(lang) => {
-                let store =
-                    crate::image::ImageStore::open(&self.state_dir).map_err(|e| e.to_string())?;
+                let store = crate::image::ImageStore::open(&self.state_dir)
+                    .map_err(|e| self.in_store(e))?;
                 let (language, _) = crate::lang::find_language(&store, lang).map_err(|e| {
-                    format!("{e} (build the images with scripts/build-images, or name an image)")
+                    format!(
+                        "{} — build the images with scripts/build-images (SANDCELL_STATE_DIR={} \
+                         for this store), or name an image",
+                        self.in_store(e),
+                        self.state_dir.display()
+                    )
                 })?;
                 self.lease(&language.image)
             }

@@ -114,6 +114,9 @@ pub fn to_table(report: &GradeReport, colour: bool) -> String {
             }
         }
     }
+    for w in &report.warnings {
+        let _ = writeln!(out, "{}", paint(YELLOW, &format!("warning: {w}")));
+    }
     let _ = writeln!(
         out,
         "{} {}/{} passed, score {}/{}, max time {} ms, max memory {}, {} ms total",

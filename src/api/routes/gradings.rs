@@ -9,7 +9,6 @@
 use std::collections::{BTreeMap, VecDeque};
 use std::convert::Infallible;
 use std::sync::Arc;
-use std::time::Duration;
 
 use axum::body::Bytes;
 use axum::extract::rejection::BytesRejection;
@@ -32,6 +31,7 @@ use crate::api::gradings::{Grading, GradingJob, GradingStatus, StartError};
 use crate::api::idempotency::{self, Attempt, Claim, Kind};
 use crate::api::offload;
 use crate::api::state::AppState;
+use crate::grade::limits::default_wall_time;
 use crate::grade::{self, StoreResolver, Suite};
 use crate::spec::{check_relative_path, LimitBounds};
 
@@ -157,12 +157,12 @@ fn parse_suite(value: serde_json::Value) -> Result<Suite, ApiError> {
     })
 }
 
-/// The daemon's maxima for grading cells. The grader's default wall time is twice the CPU
-/// time plus 1 s (61 s for the default 30 s compile), so the wall-time maximum is raised to
-/// what the CPU-time maximum implies: a suite that only sets `time` is never refused for a
-/// wall time it did not ask for.
+/// The daemon's maxima for grading cells. The grader's default wall time follows the CPU
+/// time ([`default_wall_time`]), so the wall-time maximum is raised to what the CPU-time
+/// maximum implies: a suite that only sets `time` is never refused for a wall time it did
+/// not ask for.
 fn grading_bounds(max: &LimitBounds) -> LimitBounds {
-    let implied_wall = max.max_cpu_time * 2 + Duration::from_secs(1);
+    let implied_wall = default_wall_time(max.max_cpu_time);
     LimitBounds {
         max_wall_time: max.max_wall_time.max(implied_wall),
         ..max.clone()
@@ -494,10 +494,7 @@ mod tests {
     fn wall_time_maximum_covers_the_default_wall_of_the_cpu_maximum() {
         let max = crate::api::ServeConfig::default().max_limits;
         let b = grading_bounds(&max);
-        assert_eq!(
-            b.max_wall_time,
-            max.max_cpu_time * 2 + Duration::from_secs(1)
-        );
+        assert_eq!(b.max_wall_time, default_wall_time(max.max_cpu_time));
         assert_eq!(b.max_memory, max.max_memory);
     }
 
