@@ -277,6 +277,15 @@ pub struct RunSpec {
     /// Run even when the host cannot enforce a limit that was asked for; the result lists
     /// what was degraded.
     pub allow_degraded: bool,
+    /// Keep the output in the result (`stdout`/`stderr`). A caller that streams the output
+    /// elsewhere as it arrives (the CLI's pass-through mode) turns this off: the output
+    /// limit is still counted and enforced, but memory stays bounded whatever the size.
+    #[serde(default = "yes")]
+    pub keep_output: bool,
+}
+
+fn yes() -> bool {
+    true
 }
 
 /// The default PATH inside a cell.
@@ -302,6 +311,7 @@ impl RunSpec {
             binds: Vec::new(),
             seccomp: SeccompChoice::Default,
             allow_degraded: false,
+            keep_output: true,
         }
     }
 

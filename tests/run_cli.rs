@@ -342,3 +342,44 @@ fn requests_past_a_bound_are_usage_errors_naming_it() {
         assert!(stderr.contains(name), "{stderr}");
     }
 }
+
+/// The largest VmRSS seen while `child` runs (sampled: it can only underestimate the peak).
+fn peak_rss_kib(child: &mut std::process::Child) -> u64 {
+    let mut peak = 0;
+    while child.try_wait().unwrap().is_none() {
+        let status = std::fs::read_to_string(format!("/proc/{}/status", child.id()));
+        let rss = status.ok().and_then(|s| {
+            let line = s.lines().find(|l| l.starts_with("VmRSS:"))?.to_owned();
+            line.split_whitespace().nth(1)?.parse::<u64>().ok()
+        });
+        peak = peak.max(rss.unwrap_or(0));
+        std::thread::sleep(std::time::Duration::from_millis(5));
+    }
+    peak
+}
+
+#[test]
+fn pass_through_streams_large_output_in_bounded_memory() {
+    let Some(r) = setup() else { return };
+    let mut child = sandcell()
+        .args(["run", "--output-limit", "128M", "--rootfs"])
+        .arg(&r)
+        .args(["--", "head", "-c", "67108864", "/dev/zero"])
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stdout = child.stdout.take().unwrap();
+    let counter = std::thread::spawn(move || std::io::copy(&mut stdout, &mut std::io::sink()));
+    let peak = peak_rss_kib(&mut child);
+    assert_eq!(
+        counter.join().unwrap().unwrap(),
+        64 << 20,
+        "all output passed through"
+    );
+    assert!(child.wait().unwrap().success());
+    // Before streaming, the CLI held the whole output as well: 137 MiB here.
+    assert!(
+        peak < 32 * 1024,
+        "sandcell run peaked at {peak} KiB for 64 MiB of output"
+    );
+}

@@ -210,13 +210,16 @@ pub fn main(args: RunArgs) -> i32 {
     if args.lang.is_some() {
         return super::run_lang::main(&args);
     }
-    let (spec, _lease) = match spec_for(&args) {
+    let (mut spec, _lease) = match spec_for(&args) {
         Ok(found) => found,
         Err(e) => {
             super::error_line(e.message);
             return e.code;
         }
     };
+    // Passed through as it arrives: the result need not hold it too (memory stays bounded
+    // whatever the output limit); --json prints it, so keeps it.
+    spec.keep_output = args.json;
     let validated = match spec.validate(&LimitBounds::default()) {
         Ok(v) => v,
         Err(e) => {

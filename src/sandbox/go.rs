@@ -47,6 +47,7 @@ pub(super) fn encode(spec: &RunSpec) -> std::io::Result<OwnedFd> {
             binds: spec.binds.clone(),
             seccomp: spec.seccomp.clone(),
             allow_degraded: spec.allow_degraded,
+            keep_output: spec.keep_output,
         },
         file_sizes: spec.files.iter().map(|f| f.content.len() as u64).collect(),
     };

@@ -392,6 +392,7 @@ impl Launcher {
                 wall_time: spec.limits.wall_time,
                 cpu_time: spec.limits.cpu_time,
                 output_limit: spec.limits.output,
+                keep_output: spec.keep_output,
                 early_finish: false,
             },
             on_event,
@@ -462,6 +463,7 @@ impl Launcher {
                 wall_time: spec.limits.wall_time,
                 cpu_time: spec.limits.cpu_time,
                 output_limit: spec.limits.output,
+                keep_output: spec.keep_output,
                 // Usage comes from the cgroup, so the answer need not wait for PID 1.
                 early_finish: cgroup.is_some(),
             },

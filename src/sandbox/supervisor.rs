@@ -37,6 +37,8 @@ pub(super) struct Watch<'a> {
     pub wall_time: Duration,
     pub cpu_time: Option<Duration>,
     pub output_limit: u64,
+    /// Keep the output in [`Observed`]; otherwise only count it (streaming callers).
+    pub keep_output: bool,
     /// Finish once the program's status is in and its output streams are closed, without
     /// waiting for PID 1 to exit (its namespace teardown can take milliseconds); the caller
     /// reaps PID 1 later and reads usage from the cgroup.
@@ -68,13 +70,18 @@ const READ_CHUNK: usize = 64 * 1024;
 struct Stream {
     fd: Option<OwnedFd>,
     captured: Captured,
+    /// Bytes accepted so far (kept in `captured` or only counted).
+    seen: u64,
+    keep: bool,
 }
 
 impl Stream {
-    fn new(fd: OwnedFd) -> Self {
+    fn new(fd: OwnedFd, keep: bool) -> Self {
         Stream {
             fd: Some(fd),
             captured: Captured::default(),
+            seen: 0,
+            keep,
         }
     }
 
@@ -90,9 +97,12 @@ impl Stream {
                 (0..0, false)
             }
             Ok(n) => {
-                let room = limit.saturating_sub(self.captured.bytes.len() as u64) as usize;
+                let room = limit.saturating_sub(self.seen) as usize;
                 let keep = n.min(room);
-                self.captured.bytes.extend_from_slice(&buf[..keep]);
+                self.seen += keep as u64;
+                if self.keep {
+                    self.captured.bytes.extend_from_slice(&buf[..keep]);
+                }
                 let over = n > room;
                 if over {
                     self.captured.truncated = true;
@@ -148,8 +158,8 @@ pub(super) fn supervise(w: Watch<'_>, on_event: &mut dyn FnMut(RunEvent<'_>)) ->
     for fd in [&w.stdout, &w.stderr, &w.errors, &w.status] {
         set_nonblocking(fd);
     }
-    let mut out = Stream::new(w.stdout);
-    let mut err = Stream::new(w.stderr);
+    let mut out = Stream::new(w.stdout, w.keep_output);
+    let mut err = Stream::new(w.stderr, w.keep_output);
     let mut errors = Report {
         fd: Some(w.errors),
         bytes: Vec::new(),
