@@ -349,3 +349,130 @@ fn a_retried_grading_with_the_same_idempotency_key_is_the_same_grading() {
     let changed = post_keyed("grade-1", &waited);
     assert_eq!(changed.status, 422, "{}", changed.text());
 }
+
+/// A python suite whose tests sleep the seconds their stdin says, then print "ok".
+fn sleepy_suite(sleeps: &[u32], jobs: u32) -> Value {
+    let tests: Vec<Value> = sleeps
+        .iter()
+        .enumerate()
+        .map(|(i, s)| json!({"name": format!("t{i}"), "stdin": format!("{s}\n"), "expected_stdout": "ok\n"}))
+        .collect();
+    json!({
+        "suite": {
+            "language": "python",
+            "submission": ["main.py"],
+            "limits": {"time": "10s", "wall_time": "50s"},
+            "tests": tests,
+        },
+        "files": [{"path": "main.py", "content": "import time\ntime.sleep(float(input()))\nprint('ok')\n"}],
+        "jobs": jobs,
+    })
+}
+
+#[test]
+fn a_grading_survives_kill_9_with_its_finished_tests() {
+    let Some(e) = env() else { return };
+    // Finished before the crash: readable after it.
+    let done = post(&e, &{
+        let mut b = sleepy_suite(&[0], 1);
+        b["wait"] = true.into();
+        b
+    });
+    assert_eq!(done.status, 200, "{}", done.text());
+    let done_id = done.json()["id"].as_str().unwrap().to_string();
+    // Running at the crash: t0 done, t1 sleeping, t2 not started.
+    let r = post(&e, &sleepy_suite(&[0, 30, 30], 1));
+    assert_eq!(r.status, 202, "{}", r.text());
+    let id = r.json()["id"].as_str().unwrap().to_string();
+    api_support::wait_for_event(
+        e.daemon.addr,
+        &format!("/v1/gradings/{id}/events"),
+        &e.key,
+        "test",
+        Duration::from_secs(60),
+    );
+    let Env {
+        daemon, key, _dir, ..
+    } = e;
+    let state_dir = daemon.state_dir.clone();
+    daemon.kill9();
+
+    let rootfs = common::setup().unwrap();
+    let d = Daemon::start(&state_dir, &rootfs, &["--workers", "2"]);
+    let get = |id: &str| {
+        let r = d.request("GET", &format!("/v1/gradings/{id}"), Some(&key), None);
+        assert_eq!(r.status, 200, "{}", r.text());
+        r.json()
+    };
+    let old = get(&done_id);
+    assert_eq!(
+        (&old["status"], &old["verdict"]),
+        (&"done".into(), &"AC".into()),
+        "{old:#}"
+    );
+    assert_eq!(old["report"]["tests"][0]["verdict"], "AC");
+
+    let cut = get(&id);
+    assert_eq!(cut["status"], "done", "{cut:#}");
+    let report = &cut["report"];
+    assert_eq!(report["verdict"], "XX", "{cut:#}");
+    assert_eq!(report["message"], "daemon restarted");
+    assert_eq!(verdicts(report), ["AC", "XX", "XX"], "{cut:#}");
+    assert_eq!(test(report, "t2")["message"], "daemon restarted");
+    assert!(
+        d.log().contains("ended the unfinished gradings"),
+        "{}",
+        d.log()
+    );
+    d.stop();
+}
+
+#[test]
+fn runs_and_gradings_share_the_daemons_cells() {
+    let Some(e) = env_with_workers("2") else {
+        return;
+    };
+    // A grading wanting 4 tests at once, and runs beside it: never more than 2 cells.
+    let grading = post(&e, &sleepy_suite(&[0, 1, 1, 1, 1, 1], 4));
+    assert_eq!(grading.status, 202, "{}", grading.text());
+    let id = grading.json()["id"].as_str().unwrap().to_string();
+    let runs: Vec<String> = (0..4)
+        .map(|_| {
+            let r = e
+                .daemon
+                .post_run(&e.key, &json!({"image": "busybox", "cmd": ["sleep", "1"]}));
+            assert_eq!(r.status, 202, "{}", r.text());
+            r.json()["id"].as_str().unwrap().to_string()
+        })
+        .collect();
+    for run in &runs {
+        let v = e.daemon.wait_done(&e.key, run, Duration::from_secs(120));
+        assert_eq!(v["verdict"], "OK", "{v}");
+    }
+    let deadline = Instant::now() + Duration::from_secs(120);
+    loop {
+        let r = e
+            .daemon
+            .request("GET", &format!("/v1/gradings/{id}"), Some(&e.key), None);
+        if r.json()["status"] == "done" {
+            assert_eq!(r.json()["verdict"], "AC", "{}", r.text());
+            break;
+        }
+        assert!(Instant::now() < deadline, "grading not done");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let metrics = e.daemon.request("GET", "/metrics", None, None).text();
+    let gauge = |name: &str| -> u64 {
+        metrics
+            .lines()
+            .find_map(|l| l.strip_prefix(&format!("{name} ")))
+            .and_then(|v| v.trim().parse().ok())
+            .unwrap_or_else(|| panic!("no {name} in\n{metrics}"))
+    };
+    let peak = gauge("sandcell_cells_running_peak");
+    assert!(
+        (1..=2).contains(&peak),
+        "{peak} cells at once with 2 workers"
+    );
+    assert_eq!(gauge("sandcell_cells_running"), 0);
+}

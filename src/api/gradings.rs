@@ -1,8 +1,9 @@
-//! Gradings of the daemon (`/v1/gradings`): the in-memory registry, the bound on concurrent
-//! gradings, and the std thread each grading runs on.
-//!
-//! Gradings live in memory only (not in the SQLite store): they are lost when the daemon
-//! restarts, and only the newest [`MAX_KEPT`] finished ones are kept.
+//! Gradings of the daemon (`/v1/gradings`): the in-memory registry of running and recent
+//! gradings (progress for SSE), the bound on concurrent gradings, and the std thread each
+//! grading runs on. Every grading is also in the SQLite store ([`super::grading_records`]):
+//! accepted before it is answered, each finished test recorded, the report kept after a
+//! restart. Only the newest [`MAX_KEPT`] finished ones stay in memory. A grading's cells take
+//! the launcher's cell permits like runs do, so gradings never add cells beyond `workers`.
 //!
 //! Each grading gets its own std thread (never a tokio thread: `grade()` blocks and starts
 //! scoped threads of its own). Identity changes in cells are raw syscalls (see
@@ -17,8 +18,9 @@ use serde::{Deserialize, Serialize};
 use tokio::sync::watch;
 use utoipa::ToSchema;
 
+use super::grading_records as records;
 use super::live::QuotaGuard;
-use super::store::now_ms;
+use super::store::{now_ms, Store};
 use crate::grade::{self, GradeEvent, GradeOptions, PreparedSuite};
 use crate::sandbox::{CancelToken, Launcher};
 
@@ -162,6 +164,8 @@ pub struct GradingJob {
     pub allow_degraded: bool,
     /// The app's quota unit, held until the grading ends.
     pub quota: QuotaGuard,
+    /// Where the grading's record is (inserted before it is started).
+    pub store: Arc<Store>,
 }
 
 #[derive(Debug, Default)]
@@ -293,9 +297,24 @@ fn report_json(id: &str, report: &grade::GradeReport) -> serde_json::Value {
     value
 }
 
+/// Logs a store error: the grading goes on (its report still reaches the waiting client),
+/// and a restart would end it as interrupted.
+fn note(grading: &Grading, what: &str, r: Result<(), super::store::StoreError>) {
+    if let Err(e) = r {
+        tracing::warn!(grading = %grading.id, error = %e, "cannot record {what}");
+    }
+}
+
 fn run(launcher: &Launcher, grading: &Grading, job: GradingJob) {
     let _quota = job.quota;
+    let store = job.store;
     grading.set_running();
+    note(
+        grading,
+        "start",
+        records::mark_running(&store, &grading.id, now_ms()),
+    );
+    let mut tests_done: Vec<serde_json::Value> = Vec::new();
     let started = Instant::now();
     let opts = GradeOptions {
         jobs: job.jobs,
@@ -308,7 +327,16 @@ fn run(launcher: &Launcher, grading: &Grading, job: GradingJob) {
         GradeEvent::Compiled(c) => {
             grading.push("compiled", serde_json::to_string(c).unwrap_or_default())
         }
-        GradeEvent::Test(t) => grading.push("test", serde_json::to_string(t).unwrap_or_default()),
+        GradeEvent::Test(t) => {
+            let json = serde_json::to_value(t).unwrap_or_default();
+            tests_done.push(json.clone());
+            note(
+                grading,
+                "a test",
+                records::record_tests(&store, &grading.id, &tests_done),
+            );
+            grading.push("test", json.to_string())
+        }
     });
     tracing::info!(
         grading = %grading.id,
@@ -319,5 +347,11 @@ fn run(launcher: &Launcher, grading: &Grading, job: GradingJob) {
         wall_ms = started.elapsed().as_millis() as u64,
         "grading finished"
     );
-    grading.finish(report_json(&grading.id, &report));
+    let report = report_json(&grading.id, &report);
+    note(
+        grading,
+        "the report",
+        records::mark_done(&store, &grading.id, &report),
+    );
+    grading.finish(report);
 }

@@ -165,6 +165,18 @@ impl Metrics {
                 "sandcell_cells_total{{source=\"cold\"}} {}",
                 cells.cold
             );
+            let _ = writeln!(
+                out,
+                "# HELP sandcell_cells_running Cells running now (runs, grading tests, compile steps, checkers), at most `workers`."
+            );
+            let _ = writeln!(out, "# TYPE sandcell_cells_running gauge");
+            let _ = writeln!(out, "sandcell_cells_running {}", cells.running);
+            let _ = writeln!(
+                out,
+                "# HELP sandcell_cells_running_peak The most cells that ran at once since the daemon started."
+            );
+            let _ = writeln!(out, "# TYPE sandcell_cells_running_peak gauge");
+            let _ = writeln!(out, "sandcell_cells_running_peak {}", cells.peak);
         }
         out
     }

@@ -10,6 +10,7 @@ pub mod auth;
 pub mod config;
 pub mod dto;
 pub mod error;
+pub mod grading_records;
 pub mod gradings;
 pub mod idempotency;
 pub mod images;

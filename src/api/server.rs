@@ -3,7 +3,9 @@
 //!
 //! Restart recovery (a previous process died, e.g. kill -9): runs the store says were
 //! `running` end as XX "daemon restarted" (their cells died with the old process: cells get
-//! SIGKILL when their launching thread dies); runs still `queued` are run again.
+//! SIGKILL when their launching thread dies); runs still `queued` are run again. Unfinished
+//! gradings (they start at once, there is no grading queue) end with the tests done so far
+//! and the rest XX "daemon restarted".
 //!
 //! Shutdown: stop accepting connections; queued runs stay queued in the store (waiters get 503
 //! `shutting_down`, the runs run after the next start); running cells get `shutdown_grace_secs`
@@ -161,12 +163,14 @@ pub fn serve(config: ServeConfig) -> Result<(), ServeError> {
     config.check()?;
     // The launcher and the workers exist before (and outside) the tokio runtime. Cells are
     // cloned by a spawner process (this executable), prepared ahead per shape; pooled cell
-    // cgroups (v1) cover the running and the prepared cells.
+    // cgroups (v1) cover the running and the prepared cells. Runs, gradings' tests, compile
+    // steps and checkers share `workers` cell permits: never more cells than workers.
     let warm_cells = config.warm_cells.unwrap_or(config.workers);
     let launcher = Arc::new(Launcher::new(LauncherConfig {
         cgroup_pool: config.workers + 2 * warm_cells,
         spawner: Some(PathBuf::from("/proc/self/exe")),
         warm_cells,
+        max_cells: Some(config.workers.max(1)),
         ..LauncherConfig::default()
     })?);
     // Detect cgroups now, before any worker exists (v2 may have to move this process into
@@ -183,6 +187,13 @@ pub fn serve(config: ServeConfig) -> Result<(), ServeError> {
     let (ended, requeued) = recover(&shared)?;
     if ended + requeued > 0 {
         tracing::warn!(ended, requeued, "recovered runs of the previous process");
+    }
+    let gradings_ended = super::grading_records::end_interrupted(&shared.store)?;
+    if gradings_ended > 0 {
+        tracing::warn!(
+            gradings_ended,
+            "ended the unfinished gradings of the previous process (daemon restarted)"
+        );
     }
     // The runtime's threads are all started before the first cell is cloned, and the daemon
     // creates no threads afterwards: glibc's set*id wrappers used in a clone child can

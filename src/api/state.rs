@@ -31,7 +31,7 @@ pub struct Job {
 #[derive(Debug)]
 pub struct Shared {
     pub config: ServeConfig,
-    pub store: Store,
+    pub store: Arc<Store>,
     pub keys: KeyCache,
     pub anonymous: Arc<App>,
     pub queue: JobQueue<Job>,
@@ -39,7 +39,7 @@ pub struct Shared {
     pub quotas: Arc<Quotas>,
     pub metrics: Metrics,
     pub catalog: ImageCatalog,
-    /// Gradings (`/v1/gradings`), in memory.
+    /// Gradings (`/v1/gradings`) running or recently finished; the store has them all.
     pub gradings: Arc<Gradings>,
     /// True once SIGTERM arrived.
     pub shutting_down: watch::Sender<bool>,
@@ -51,7 +51,7 @@ impl Shared {
             catalog: ImageCatalog::from_config(&config).with_store(&config.state_dir),
             queue: JobQueue::new(config.max_queue),
             config,
-            store,
+            store: Arc::new(store),
             keys: KeyCache::default(),
             anonymous: Arc::new(anonymous_app()),
             live: LiveRuns::default(),

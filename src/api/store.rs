@@ -135,6 +135,7 @@ impl Store {
         conn.pragma_update(None, "synchronous", "NORMAL")?;
         conn.execute_batch(SCHEMA)?;
         conn.execute_batch(super::idempotency::SCHEMA)?;
+        conn.execute_batch(super::grading_records::SCHEMA)?;
         Ok(Store {
             conn: Mutex::new(conn),
         })
@@ -286,21 +287,27 @@ impl Store {
         Ok(rows)
     }
 
-    /// Deletes finished runs older than `max_age` and beyond the newest `max_count`.
+    /// Deletes finished runs and gradings older than `max_age` and beyond the newest
+    /// `max_count` of each.
     pub fn prune(&self, max_age: Duration, max_count: u64) -> Result<usize, StoreError> {
         let conn = self.conn();
         let cutoff = now_ms() - max_age.as_millis() as i64;
-        let by_age = conn.execute(
-            "DELETE FROM runs WHERE status = 'done' AND finished_at < ?1",
-            [cutoff],
-        )?;
-        let by_count = conn.execute(
-            "DELETE FROM runs WHERE status = 'done' AND id IN (
-                SELECT id FROM runs WHERE status = 'done'
-                ORDER BY finished_at DESC, id LIMIT -1 OFFSET ?1)",
-            [max_count as i64],
-        )?;
-        Ok(by_age + by_count)
+        let mut pruned = 0;
+        for table in ["runs", "gradings"] {
+            pruned += conn.execute(
+                &format!("DELETE FROM {table} WHERE status = 'done' AND finished_at < ?1"),
+                [cutoff],
+            )?;
+            pruned += conn.execute(
+                &format!(
+                    "DELETE FROM {table} WHERE status = 'done' AND id IN (
+                        SELECT id FROM {table} WHERE status = 'done'
+                        ORDER BY finished_at DESC, id LIMIT -1 OFFSET ?1)"
+                ),
+                [max_count as i64],
+            )?;
+        }
+        Ok(pruned)
     }
 
     /// Writes the WAL back into the main file (at shutdown).

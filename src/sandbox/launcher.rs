@@ -19,6 +19,7 @@ use std::time::{Duration, Instant};
 use super::cgroup::{CellCgroup, CgroupHost};
 use super::child::{self, ChildPlan, Phase};
 use super::janitor::{Finished, Janitor};
+use super::permits::CellPermits;
 use super::plan::{cgroup_limits, wants_cgroup, CgroupEntry};
 use super::shape::CellShape;
 use super::spawner::Spawner;
@@ -29,11 +30,15 @@ use super::{go, ipc, mounts, plan, prepared, seccomp, SandboxError};
 use crate::result::{RunResult, Verdict};
 use crate::spec::{RunSpec, StdinSource, ValidatedSpec};
 
-/// Where runs got their cells from (see [`Launcher::cell_counts`]).
+/// Where runs got their cells from, and how many run (see [`Launcher::cell_counts`]).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct CellCounts {
     pub warm: u64,
     pub cold: u64,
+    /// Cells running now.
+    pub running: usize,
+    /// The most cells that ever ran at once.
+    pub peak: usize,
 }
 
 /// Host-wide launcher settings.
@@ -49,6 +54,9 @@ pub struct LauncherConfig {
     pub spawner: Option<PathBuf>,
     /// With a spawner: keep this many cells prepared for each recently used shape. 0: none.
     pub warm_cells: usize,
+    /// At most this many cells run at once (further runs wait for one to end); `None`: no
+    /// bound. A daemon sets its worker count, so runs and gradings share the same cells.
+    pub max_cells: Option<usize>,
 }
 
 /// Something that happened during a run, delivered as it happens (for streaming).
@@ -113,6 +121,7 @@ pub struct Launcher {
     /// Prepared cells (with a spawner).
     factory: Option<Arc<CellFactory>>,
     warm: Option<WarmPool>,
+    permits: CellPermits,
 }
 
 impl std::fmt::Debug for Launcher {
@@ -140,8 +149,10 @@ impl Launcher {
             .ok()
             .and_then(|s| s.trim().parse().ok())
             .unwrap_or(63);
+        let permits = CellPermits::new(config.max_cells);
         let mut launcher = Launcher {
             config,
+            permits,
             warm_runs: AtomicU64::new(0),
             cold_runs: AtomicU64::new(0),
             cgroups: OnceLock::new(),
@@ -201,9 +212,12 @@ impl Launcher {
     /// How many runs took a warm cell and how many had theirs prepared when they started
     /// (prepared cells only; both 0 without a spawner).
     pub fn cell_counts(&self) -> CellCounts {
+        let (running, peak) = self.permits.counts();
         CellCounts {
             warm: self.warm_runs.load(Ordering::Relaxed),
             cold: self.cold_runs.load(Ordering::Relaxed),
+            running,
+            peak,
         }
     }
 
@@ -220,11 +234,18 @@ impl Launcher {
         on_event: &mut dyn FnMut(RunEvent<'_>),
         cancel: Option<&CancelToken>,
     ) -> RunResult {
-        if cancel.is_some_and(CancelToken::is_cancelled) {
+        let cancelled = || {
             let mut r = RunResult::sandbox_error("cancelled before start");
             r.verdict = Verdict::CANCELLED;
-            return r;
+            r
+        };
+        if cancel.is_some_and(CancelToken::is_cancelled) {
+            return cancelled();
         }
+        // The wall clock starts once the cell has its permit.
+        let Some(_permit) = self.permits.acquire(cancel) else {
+            return cancelled();
+        };
         match self.try_run(spec.spec(), on_event, cancel) {
             Ok(result) => result,
             Err(e) => RunResult::sandbox_error(e.to_string()),

@@ -12,6 +12,7 @@ mod ipc;
 mod janitor;
 mod launcher;
 mod mounts;
+mod permits;
 mod plan;
 mod prepared;
 pub mod seccomp;

@@ -335,3 +335,26 @@ pub fn read_events(
     }
     events
 }
+
+/// Follows an SSE stream until an event named `wanted` arrives (or panics after `within`).
+pub fn wait_for_event(addr: SocketAddr, path: &str, key: &str, wanted: &str, within: Duration) {
+    let mut stream = TcpStream::connect(addr).expect("connect to daemon");
+    stream.set_read_timeout(Some(within)).unwrap();
+    write_request(&mut stream, addr, "GET", path, Some(key), &[], None).unwrap();
+    let mut reader = BufReader::new(stream);
+    let (status, _) = parse_head(&mut reader);
+    assert_eq!(status, 200);
+    let deadline = Instant::now() + within;
+    let mut line = String::new();
+    loop {
+        line.clear();
+        let n = reader.read_line(&mut line).unwrap_or(0);
+        assert!(
+            n > 0 && Instant::now() < deadline,
+            "no {wanted} event on {path}"
+        );
+        if line.trim_end() == format!("event: {wanted}") {
+            return;
+        }
+    }
+}

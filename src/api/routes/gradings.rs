@@ -4,7 +4,7 @@
 //! finished report (the CLI's `--format json` report plus `id` and `status`), otherwise 202
 //! and the grading is polled (`GET /v1/gradings/{id}`) or followed as SSE
 //! (`GET /v1/gradings/{id}/events`: `status`, `compiled`, one `test` per finished test,
-//! then `done` with the report). Gradings are kept in memory only (see [`crate::api::gradings`]).
+//! then `done` with the report). Gradings are kept in the store (see [`crate::api::gradings`]).
 
 use std::collections::{BTreeMap, VecDeque};
 use std::convert::Infallible;
@@ -27,10 +27,12 @@ use utoipa::ToSchema;
 use crate::api::auth::Caller;
 use crate::api::dto::Encoding;
 use crate::api::error::{body_rejection, json_error, ApiError};
+use crate::api::grading_records as records;
 use crate::api::gradings::{Grading, GradingJob, GradingStatus, StartError};
 use crate::api::idempotency::{self, Attempt, Claim, Kind};
 use crate::api::offload;
 use crate::api::state::AppState;
+use crate::api::store::now_ms;
 use crate::grade::limits::default_wall_time;
 use crate::grade::{self, StoreResolver, Suite};
 use crate::spec::{check_relative_path, LimitBounds};
@@ -266,17 +268,41 @@ pub async fn create_grading(
             return replay(&state, first, wait).await;
         }
     }
+    // Committed before it is answered (and before its thread can record progress).
+    let names: Vec<String> = prepared.tests.iter().map(|t| t.name.clone()).collect();
+    let record = {
+        let (store, id, app, suite) = (
+            state.store.clone(),
+            id.clone(),
+            app.name.clone(),
+            prepared.name.clone(),
+        );
+        offload::blocking(move || {
+            records::insert(&store, &id, &app, &suite, &names, now_ms()).map_err(ApiError::from)
+        })
+        .await
+    };
+    if let Err(e) = record {
+        if let Some(attempt) = &attempt {
+            idempotency::release(&state.store, &app.name, Kind::Grading, attempt);
+        }
+        return Err(e);
+    }
     let job = GradingJob {
         suite: prepared,
         jobs,
         allow_degraded: state.config.allow_degraded,
         quota,
+        store: state.store.clone(),
     };
     let max = state.config.workers.max(1);
     let grading = state
         .gradings
         .start(id.clone(), app.name.clone(), job, max)
         .inspect_err(|_| {
+            if let Err(e) = records::delete(&state.store, &id) {
+                tracing::warn!(grading = %id, error = %e, "cannot forget a grading that did not start");
+            }
             if let Some(attempt) = &attempt {
                 idempotency::release(&state.store, &app.name, Kind::Grading, attempt);
             }
@@ -304,13 +330,16 @@ fn accepted(id: String, status: GradingStatus) -> Response {
         .into_response()
 }
 
-/// The answer to a retried POST (same `Idempotency-Key`): the first attempt's grading.
-/// Gradings live in memory, so after a restart the key's grading is gone (404).
+/// The answer to a retried POST (same `Idempotency-Key`): the first attempt's grading,
+/// running here or (after a restart) finished in the store.
 async fn replay(state: &AppState, id: String, wait: bool) -> Result<Response, ApiError> {
     let Some(grading) = state.gradings.get(&id) else {
-        return Err(ApiError::not_found(format!(
-            "grading {id} of this Idempotency-Key is gone (gradings are kept in memory only)"
-        )));
+        let record = records::get(&state.store, &id)?
+            .ok_or_else(|| ApiError::not_found(format!("grading {id} is gone (pruned)")))?;
+        return Ok(match (wait, record.report) {
+            (true, Some(report)) => Json(report).into_response(),
+            _ => accepted(id, record.status),
+        });
     };
     if wait {
         let report = grading.done().await;
@@ -341,7 +370,7 @@ fn owned_grading(state: &AppState, caller: &Caller, id: &str) -> Result<Arc<Grad
         (status = 200, body = GradingView),
         (status = 401, body = crate::api::error::ErrorBody),
         (status = 403, description = "The grading belongs to another app", body = crate::api::error::ErrorBody),
-        (status = 404, description = "No such grading (gradings are kept in memory only)", body = crate::api::error::ErrorBody),
+        (status = 404, description = "No such grading (or pruned)", body = crate::api::error::ErrorBody),
     ),
     security(("bearer" = []))
 )]
@@ -350,6 +379,33 @@ pub async fn get_grading(
     caller: Caller,
     Path(id): Path<String>,
 ) -> Result<Json<GradingView>, ApiError> {
+    if state.gradings.get(&id).is_none() {
+        // Finished long ago or before a restart: the store has it.
+        let store = state.store.clone();
+        let lookup = id.clone();
+        let record =
+            offload::blocking(move || records::get(&store, &lookup).map_err(ApiError::from))
+                .await?
+                .ok_or_else(|| ApiError::not_found(format!("no grading {id:?}")))?;
+        if state.config.auth && record.app != caller.0.name {
+            return Err(ApiError::forbidden(format!(
+                "grading {id:?} belongs to another app"
+            )));
+        }
+        return Ok(Json(GradingView {
+            id,
+            status: record.status,
+            created_at: record.created_at,
+            started_at: record.started_at,
+            finished_at: record.finished_at,
+            verdict: record
+                .report
+                .as_ref()
+                .and_then(|r| r["verdict"].as_str())
+                .map(str::to_string),
+            report: record.report,
+        }));
+    }
     let grading = owned_grading(&state, &caller, &id)?;
     let snap = grading.snapshot(usize::MAX);
     let report = snap.report.map(|r| r.as_ref().clone());
