@@ -1,6 +1,7 @@
-//! What a program can see or exhaust from inside a cell, beyond escape: the inode cap of the
-//! writable layers and the parts of /proc that are masked or read-only. Checked on both
-//! ways to get a cell: the CLI (cloned in-process) and prepared cells (the daemon's path).
+//! What a program can see or exhaust from inside a cell, beyond escape: the host's uptime
+//! (each cell has its own time namespace), the inode cap of the writable layers and the parts
+//! of /proc that are masked or read-only. Checked on both ways to get a cell: the CLI (cloned
+//! in-process) and prepared cells (the daemon's path).
 
 mod common;
 
@@ -29,6 +30,15 @@ done
 grep -E ' /proc/(sys|bus|fs|irq|sysrq-trigger) ' /proc/self/mountinfo | awk '{print $5, substr($6,1,2)}'
 "#;
 
+/// Prints the cell's uptime and CLOCK_BOOTTIME-based seconds, whole seconds.
+const PROBE_CLOCKS: &str = "cut -d. -f1 /proc/uptime | cut -d' ' -f1";
+
+/// The host's uptime in seconds.
+fn host_uptime() -> u64 {
+    let text = std::fs::read_to_string("/proc/uptime").unwrap();
+    text.split('.').next().unwrap().parse().unwrap()
+}
+
 fn cli(rootfs: &Path, extra: &[&str], script: &str, arg: &str) -> serde_json::Value {
     let mut cmd = vec!["/bin/sh", "-c", script, "sh", arg];
     if arg.is_empty() {
@@ -51,6 +61,27 @@ fn walk(dir: &Path) -> Vec<PathBuf> {
         out.push(path);
     }
     out
+}
+
+#[test]
+fn a_cell_does_not_see_the_hosts_uptime() {
+    let Some(rootfs) = common::setup() else {
+        return;
+    };
+    if !common::require(
+        Path::new("/proc/self/ns/time").exists(),
+        "this kernel has no time namespaces (< 5.6)",
+    ) {
+        return;
+    }
+    let json = cli(&rootfs, &[], PROBE_CLOCKS, "");
+    assert_eq!(json["verdict"], "OK", "{json}");
+    let inside: u64 = json["stdout"].as_str().unwrap().trim().parse().unwrap();
+    assert!(inside < 60, "the cell's uptime is {inside} s");
+    // Meaningful only on a host that has been up for a while (CI machines are).
+    if host_uptime() > 120 {
+        assert!(inside < host_uptime() - 60);
+    }
 }
 
 #[test]
@@ -153,6 +184,15 @@ fn prepared_cells_mask_proc_and_cap_inodes_too() {
     let r = run(PROBE_PROC, sandcell::spec::DEFAULT_INODES);
     assert_eq!(r.verdict, Verdict::OK, "{r:?}");
     assert_proc_is_masked(&String::from_utf8_lossy(&r.stdout.bytes));
+    if Path::new("/proc/self/ns/time").exists() {
+        // A warm cell waits at most a minute for its run; its clocks started at clone time.
+        let r = run(PROBE_CLOCKS, sandcell::spec::DEFAULT_INODES);
+        let inside: u64 = String::from_utf8_lossy(&r.stdout.bytes)
+            .trim()
+            .parse()
+            .unwrap();
+        assert!(inside < 60, "a prepared cell's uptime is {inside} s");
+    }
     let r = run(FILL, 500);
     assert_eq!(String::from_utf8_lossy(&r.stdout.bytes), "made=499\n");
 }

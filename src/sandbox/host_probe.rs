@@ -424,6 +424,22 @@ impl HostReport {
             )
             .impact_if_missing("cannot be verified from inside a cell"),
         );
+        let timens = facts.namespaces.iter().any(|n| n == "time");
+        checks.push(
+            check(
+                "time namespace",
+                timens,
+                false,
+                if timens {
+                    "each cell gets one: its uptime and monotonic clock start near 0".into()
+                } else {
+                    format!("not in /proc/self/ns (kernel {k}, needs >= 5.6)")
+                },
+            )
+            .impact_if_missing(
+                "runs are refused unless --allow-degraded (cells would see the host's uptime)",
+            ),
+        );
         checks.push(
             check(
                 "clone3+pidfd",

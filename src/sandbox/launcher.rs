@@ -25,6 +25,7 @@ use super::shape::CellShape;
 use super::spawner::Spawner;
 use super::supervisor::{self, KillReason, Observed, Watch};
 use super::sys::{self, CloneArgs, CLONE_INTO_CGROUP};
+use super::timens;
 use super::warm::{CellFactory, PreparedCell, WarmPool};
 use super::{go, ipc, mounts, plan, prepared, seccomp, SandboxError};
 use crate::result::{RunResult, Verdict};
@@ -254,6 +255,15 @@ impl Launcher {
 
     /// Limits asked for that this host cannot enforce.
     fn unenforceable(&self, spec: &RunSpec) -> Vec<String> {
+        let mut missing = self.unenforceable_limits(spec);
+        if !timens::supported() {
+            missing.push("time namespace".to_string());
+        }
+        missing
+    }
+
+    /// Cgroup limits asked for that this host cannot enforce.
+    fn unenforceable_limits(&self, spec: &RunSpec) -> Vec<String> {
         let limits = cgroup_limits(spec);
         if !wants_cgroup(spec) {
             return Vec::new();
@@ -381,6 +391,10 @@ impl Launcher {
             args.cgroup = fd.as_raw_fd() as u64;
         }
         let mut stack = vec![0u8; child::PROGRAM_STACK];
+        if timens::supported() {
+            timens::fresh_for_children()
+                .map_err(|e| SandboxError::prepare("create a time namespace", e))?;
+        }
         let started = Instant::now();
         // SAFETY: the child runs only `child::init_main`, which applies the prepared step
         // lists with async-signal-safe raw syscalls and ends in execve or _exit.

@@ -20,6 +20,7 @@ mod shape;
 mod spawner;
 mod supervisor;
 pub(crate) mod sys;
+pub mod timens;
 mod warm;
 
 pub use error::SandboxError;

@@ -338,6 +338,9 @@ fn clone_cell(body: &[u8], fds: Vec<OwnedFd>) -> Result<(libc::pid_t, OwnedFd), 
         args.flags |= CLONE_INTO_CGROUP;
         args.cgroup = fd as u64;
     }
+    if super::timens::supported() {
+        super::timens::fresh_for_children().map_err(|e| format!("create a time namespace: {e}"))?;
+    }
     // SAFETY: this process is single-threaded; the child runs `prepared::init_main`, which
     // never returns (it execs or exits).
     match unsafe { sys::clone3(&mut args) } {
