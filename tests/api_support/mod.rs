@@ -305,20 +305,24 @@ pub fn request_with(
     }
 }
 
+/// An SSE stream after its 200 head, reads timing out after `timeout`.
+fn open_events(addr: SocketAddr, path: &str, key: &str, timeout: Duration) -> BufReader<TcpStream> {
+    let mut stream = TcpStream::connect(addr).expect("connect to daemon");
+    stream.set_read_timeout(Some(timeout)).unwrap();
+    write_request(&mut stream, addr, "GET", path, Some(key), &[], None).unwrap();
+    let mut reader = BufReader::new(stream);
+    let (status, _) = parse_head(&mut reader);
+    assert_eq!(status, 200);
+    reader
+}
+
 /// Reads an SSE stream to its end: (arrival time, event name, data) per event.
 pub fn read_events(
     addr: SocketAddr,
     path: &str,
     key: &str,
 ) -> Vec<(Instant, String, serde_json::Value)> {
-    let mut stream = TcpStream::connect(addr).expect("connect to daemon");
-    stream
-        .set_read_timeout(Some(Duration::from_secs(60)))
-        .unwrap();
-    write_request(&mut stream, addr, "GET", path, Some(key), &[], None).unwrap();
-    let mut reader = BufReader::new(stream);
-    let (status, _) = parse_head(&mut reader);
-    assert_eq!(status, 200);
+    let mut reader = open_events(addr, path, key, Duration::from_secs(60));
     let mut events = Vec::new();
     let mut name = String::new();
     let mut line = String::new();
@@ -338,12 +342,7 @@ pub fn read_events(
 
 /// Follows an SSE stream until an event named `wanted` arrives (or panics after `within`).
 pub fn wait_for_event(addr: SocketAddr, path: &str, key: &str, wanted: &str, within: Duration) {
-    let mut stream = TcpStream::connect(addr).expect("connect to daemon");
-    stream.set_read_timeout(Some(within)).unwrap();
-    write_request(&mut stream, addr, "GET", path, Some(key), &[], None).unwrap();
-    let mut reader = BufReader::new(stream);
-    let (status, _) = parse_head(&mut reader);
-    assert_eq!(status, 200);
+    let mut reader = open_events(addr, path, key, within);
     let deadline = Instant::now() + within;
     let mut line = String::new();
     loop {
