@@ -125,21 +125,29 @@ pub fn prepare(suite: &Suite, opts: PrepareOptions<'_>) -> Result<PreparedSuite,
         .resolver
         .resolve(&root_ref, source)
         .map_err(|e| ctx.err(root_field(&root_ref), e, root_field(&root_ref), "", None))?;
-    let lang = root.language();
+    let lang = root
+        .language()
+        .map_err(|e| ctx.err(root_field(&root_ref), e, root_field(&root_ref), "", None))?;
 
-    let source_file = suite.source_file.clone().or(lang.source_file.clone());
+    let source_file = suite
+        .source_file
+        .clone()
+        .or_else(|| lang.as_ref().map(|l| l.source_file.clone()));
     let submitted = match opts.submission {
         Some(files) => files,
         None => collect_files(&ctx, source, &suite.submission, "submission")?,
     };
     let submission = name_submission(submitted, source_file.as_deref())?;
 
-    let compile = match (&suite.compile, &lang.compile) {
+    let compile = match (
+        &suite.compile,
+        lang.as_ref().and_then(|l| l.compile.as_ref()),
+    ) {
         (Some(c), _) => Some(argv(&ctx, c, "compile")?),
         (None, Some(line)) => Some(argv(&ctx, &CommandSpec::Line(line.clone()), "compile")?),
         (None, None) => None,
     };
-    let run = match (&suite.run, &lang.run) {
+    let run = match (&suite.run, lang.as_ref().map(|l| &l.run)) {
         (Some(c), _) => argv(&ctx, c, "run")?,
         (None, Some(line)) => argv(&ctx, &CommandSpec::Line(line.clone()), "run")?,
         (None, None) => {

@@ -1,12 +1,13 @@
 //! Where cells of a suite run: a rootfs directory, an image of the store, or a language's
-//! image; and the language defaults (source file, compile and run commands) its labels give.
+//! image; and the language its labels describe (read by [`crate::lang::Language`], the one
+//! parser of the `org.sandcell.*` labels).
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::sync::Arc;
 
 use super::source::FileSource;
-use crate::lang::{LABEL_COMPILE, LABEL_LANGUAGE, LABEL_RUN, LABEL_SOURCE_FILE};
+use crate::lang::Language;
 
 /// What the suite names as the place to run.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -49,24 +50,12 @@ impl ResolvedRoot {
         }
     }
 
-    /// The language defaults from the image labels.
-    pub fn language(&self) -> LanguageDefaults {
-        LanguageDefaults {
-            name: self.labels.get(LABEL_LANGUAGE).cloned(),
-            source_file: self.labels.get(LABEL_SOURCE_FILE).cloned(),
-            compile: self.labels.get(LABEL_COMPILE).cloned(),
-            run: self.labels.get(LABEL_RUN).cloned(),
-        }
+    /// The language the image's labels describe (source file, compile and run commands),
+    /// if any; malformed labels are an error naming the label.
+    pub fn language(&self) -> Result<Option<Language>, String> {
+        Language::from_labels(&self.rootfs.display().to_string(), &self.labels)
+            .map_err(|e| e.to_string())
     }
-}
-
-/// A language's defaults (all from image labels).
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct LanguageDefaults {
-    pub name: Option<String>,
-    pub source_file: Option<String>,
-    pub compile: Option<String>,
-    pub run: Option<String>,
 }
 
 /// Turns a [`RootRef`] into a rootfs. The CLI resolves directories and the local image
