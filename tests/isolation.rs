@@ -39,12 +39,16 @@ fn host_uptime() -> u64 {
     text.split('.').next().unwrap().parse().unwrap()
 }
 
+/// Generous budgets: the file loops take seconds of CPU in the emulated cgroup-v2 VM.
+const BUDGET: [&str; 4] = ["--cpu-time", "60s", "--wall-time", "120s"];
+
 fn cli(rootfs: &Path, extra: &[&str], script: &str, arg: &str) -> serde_json::Value {
     let mut cmd = vec!["/bin/sh", "-c", script, "sh", arg];
     if arg.is_empty() {
         cmd.truncate(3);
     }
-    common::run_json(rootfs, extra, &cmd).0
+    let args: Vec<&str> = BUDGET.iter().chain(extra).copied().collect();
+    common::run_json(rootfs, &args, &cmd).0
 }
 
 fn files_under(dir: &Path) -> usize {
@@ -174,7 +178,8 @@ fn prepared_cells_mask_proc_and_cap_inodes_too() {
             ],
         );
         spec.limits = Limits {
-            wall_time: Duration::from_secs(30),
+            wall_time: Duration::from_secs(120),
+            cpu_time: Some(Duration::from_secs(60)),
             inodes,
             ..Limits::default()
         };

@@ -362,7 +362,17 @@ fn peak_rss_kib(child: &mut std::process::Child) -> u64 {
 fn pass_through_streams_large_output_in_bounded_memory() {
     let Some(r) = setup() else { return };
     let mut child = sandcell()
-        .args(["run", "--output-limit", "128M", "--rootfs"])
+        // Generous time: 64 MiB through a pipe is slow in the emulated cgroup-v2 VM.
+        .args([
+            "run",
+            "--output-limit",
+            "128M",
+            "--wall-time",
+            "300s",
+            "--cpu-time",
+            "120s",
+        ])
+        .arg("--rootfs")
         .arg(&r)
         .args(["--", "head", "-c", "67108864", "/dev/zero"])
         .stdout(std::process::Stdio::piped())
