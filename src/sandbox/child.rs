@@ -5,11 +5,11 @@
 //! reaper. The program process applies `program_steps` (stdio, rlimits, identity,
 //! capabilities, no_new_privs, seccomp) and ends in execve. Every step is one or two raw
 //! syscalls on data built before the clone: no allocation, no locks, no panics. A failing step
-//! writes `(phase, index, errno)` into the CLOEXEC error pipe and exits, so the parent can
-//! name the exact step (nsjail / bubblewrap style).
+//! copies its own label and the errno into a fixed-size [`Report`], writes it into the
+//! CLOEXEC error pipe and exits, so the parent names the exact step without knowing the
+//! lists (nsjail / bubblewrap style).
 
 use std::ffi::{CStr, CString};
-use std::fmt;
 use std::os::fd::RawFd;
 use std::sync::Arc;
 
@@ -21,43 +21,75 @@ use super::sys::{self, Errno, SysResult};
 /// Bind sources opened with open_tree before pivot_root, at most this many per run.
 pub(super) const MAX_BIND_SLOTS: usize = 32;
 
-/// Which step list a failure report refers to.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-#[repr(u32)]
-pub(super) enum Phase {
-    Init = 1,
-    Fork = 2,
-    Program = 3,
-    /// Writing the run's files (prepared cells, after the run arrived).
-    Files = 4,
-    /// Receiving the run (prepared cells); the index says which part (see `prepared.rs`).
-    Go = 5,
+/// Longest step label a failure report carries (longer ones are cut).
+const LABEL_MAX: usize = 120;
+/// The fixed-size failure record sent over the error pipe: errno, label length, label.
+pub(super) const REPORT_LEN: usize = 8 + LABEL_MAX;
+
+/// A step's label, built without allocating (the cell's processes may not allocate).
+pub(super) struct Label {
+    buf: [u8; LABEL_MAX],
+    len: usize,
 }
 
-/// The fixed-size failure record sent over the error pipe.
-pub(super) const REPORT_LEN: usize = 12;
+impl Label {
+    pub const fn new() -> Label {
+        Label {
+            buf: [0; LABEL_MAX],
+            len: 0,
+        }
+    }
 
-pub(super) fn encode_report(phase: Phase, index: usize, errno: Errno) -> [u8; REPORT_LEN] {
+    /// A label from fixed text.
+    pub fn text(text: &str) -> Label {
+        let mut label = Label::new();
+        label.push(text.as_bytes());
+        label
+    }
+
+    /// Appends `bytes`, cutting what does not fit.
+    fn push(&mut self, bytes: &[u8]) -> &mut Label {
+        let n = bytes.len().min(LABEL_MAX - self.len);
+        self.buf[self.len..self.len + n].copy_from_slice(&bytes[..n]);
+        self.len += n;
+        self
+    }
+
+    fn push_number(&mut self, mut n: u64) -> &mut Label {
+        let mut digits = [0u8; 20];
+        let mut i = digits.len();
+        loop {
+            i -= 1;
+            digits[i] = b'0' + (n % 10) as u8;
+            n /= 10;
+            if n == 0 {
+                break;
+            }
+        }
+        self.push(&digits[i..])
+    }
+
+    pub fn as_bytes(&self) -> &[u8] {
+        &self.buf[..self.len]
+    }
+}
+
+/// Encodes the failure record of the step labelled `label`.
+pub(super) fn encode_report(label: &Label, errno: Errno) -> [u8; REPORT_LEN] {
     let mut out = [0u8; REPORT_LEN];
-    out[0..4].copy_from_slice(&(phase as u32).to_ne_bytes());
-    out[4..8].copy_from_slice(&(index as u32).to_ne_bytes());
-    out[8..12].copy_from_slice(&errno.to_ne_bytes());
+    out[0..4].copy_from_slice(&errno.to_ne_bytes());
+    out[4..8].copy_from_slice(&(label.len as u32).to_ne_bytes());
+    out[8..8 + label.len].copy_from_slice(label.as_bytes());
     out
 }
 
-pub(super) fn decode_report(bytes: &[u8]) -> Option<(Phase, usize, Errno)> {
-    let word = |i: usize| -> Option<u32> {
-        Some(u32::from_ne_bytes(bytes.get(i..i + 4)?.try_into().ok()?))
-    };
-    let phase = match word(0)? {
-        1 => Phase::Init,
-        2 => Phase::Fork,
-        3 => Phase::Program,
-        4 => Phase::Files,
-        5 => Phase::Go,
-        _ => return None,
-    };
-    Some((phase, word(4)? as usize, word(8)? as i32))
+/// The failed step's label and errno from a failure record (in the parent).
+pub(super) fn decode_report(bytes: &[u8]) -> Option<(String, Errno)> {
+    let word = |i: usize| -> Option<[u8; 4]> { bytes.get(i..i + 4)?.try_into().ok() };
+    let errno = i32::from_ne_bytes(word(0)?);
+    let len = u32::from_ne_bytes(word(4)?) as usize;
+    let label = bytes.get(8..8 + len.min(LABEL_MAX))?;
+    Some((String::from_utf8_lossy(label).into_owned(), errno))
 }
 
 /// What to exec, with every pointer array built in the parent.
@@ -408,55 +440,92 @@ fn read_only_bind(path: &CStr) -> SysResult<()> {
     )
 }
 
-fn lossy(s: &CString) -> std::borrow::Cow<'_, str> {
-    s.to_string_lossy()
-}
-
-impl fmt::Display for Step {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+impl Step {
+    /// Writes this step's label (what a failure report names) without allocating.
+    pub(super) fn label(&self, out: &mut Label) {
+        let text = |out: &mut Label, t: &str| {
+            out.push(t.as_bytes());
+        };
         match self {
-            Step::CloseAllExcept(_) => write!(f, "close inherited descriptors"),
-            Step::ParentDeathSignal => write!(f, "set parent-death signal"),
-            Step::JoinCgroup(_) => write!(f, "join the cell's cgroup"),
-            Step::Close(_) => write!(f, "close descriptor"),
-            Step::UnshareCgroupNamespace => write!(f, "create cgroup namespace"),
-            Step::Umask(_) => write!(f, "set umask"),
-            Step::MakeMountsPrivate => write!(f, "make mounts private"),
-            Step::OpenTree { source, .. } => write!(f, "open bind source {}", lossy(source)),
-            Step::BindRootOntoItself(root) => write!(f, "bind rootfs {}", lossy(root)),
-            Step::PivotRoot(root) => write!(f, "pivot_root into {}", lossy(root)),
-            Step::Mount { target, fstype, .. } => write!(
-                f,
-                "mount {} on {}",
-                fstype.as_ref().map_or("bind".into(), lossy),
-                lossy(target)
-            ),
-            Step::Remount { target, .. } => write!(f, "remount {}", lossy(target)),
-            Step::Mask { path } => write!(f, "mask {}", lossy(path)),
-            Step::ReadOnlyBind { path } => write!(f, "make {} read-only", lossy(path)),
-            Step::MoveMount { target, .. } => write!(f, "bind onto {}", lossy(target)),
-            Step::Mkdir { path, .. } => write!(f, "mkdir {}", lossy(path)),
-            Step::Touch { path } => write!(f, "create {}", lossy(path)),
-            Step::Mknod { path, .. } => write!(f, "mknod {}", lossy(path)),
-            Step::Symlink { link, .. } => write!(f, "symlink {}", lossy(link)),
-            Step::WriteFile { path, .. } => write!(f, "write file {}", lossy(path)),
-            Step::SetHostname(_) => write!(f, "set hostname"),
-            Step::LoopbackUp => write!(f, "bring up loopback"),
-            Step::NewSession => write!(f, "setsid"),
-            Step::DupOnto { to, .. } => write!(f, "set up descriptor {to}"),
-            Step::SetRlimit { name, .. } => write!(f, "setrlimit {name}"),
-            Step::ClearGroups => write!(f, "setgroups"),
-            Step::SetGid(gid) => write!(f, "setgid {gid}"),
-            Step::LockSecurebits => write!(f, "lock securebits"),
-            Step::DropBoundingSet { .. } => write!(f, "drop capability bounding set"),
-            Step::ClearAmbient => write!(f, "clear ambient capabilities"),
-            Step::SetUid(uid) => write!(f, "setuid {uid}"),
-            Step::ClearCapabilities => write!(f, "drop capabilities"),
-            Step::NoNewPrivs => write!(f, "set no_new_privs"),
-            Step::Chdir(path) => write!(f, "chdir {}", lossy(path)),
-            Step::CloexecFrom(_) => write!(f, "close descriptors on exec"),
-            Step::Seccomp(_) => write!(f, "install seccomp filter"),
-            Step::Exec(plan) => write!(f, "exec {}", plan.display),
+            Step::CloseAllExcept(_) => text(out, "close inherited descriptors"),
+            Step::ParentDeathSignal => text(out, "set parent-death signal"),
+            Step::JoinCgroup(_) => text(out, "join the cell's cgroup"),
+            Step::Close(_) => text(out, "close descriptor"),
+            Step::UnshareCgroupNamespace => text(out, "create cgroup namespace"),
+            Step::Umask(_) => text(out, "set umask"),
+            Step::MakeMountsPrivate => text(out, "make mounts private"),
+            Step::OpenTree { source, .. } => {
+                out.push(b"open bind source ").push(source.as_bytes());
+            }
+            Step::BindRootOntoItself(root) => {
+                out.push(b"bind rootfs ").push(root.as_bytes());
+            }
+            Step::PivotRoot(root) => {
+                out.push(b"pivot_root into ").push(root.as_bytes());
+            }
+            Step::Mount { target, fstype, .. } => {
+                let fstype = fstype.as_deref().map_or(&b"bind"[..], CStr::to_bytes);
+                out.push(b"mount ")
+                    .push(fstype)
+                    .push(b" on ")
+                    .push(target.as_bytes());
+            }
+            Step::Remount { target, .. } => {
+                out.push(b"remount ").push(target.as_bytes());
+            }
+            Step::Mask { path } => {
+                out.push(b"mask ").push(path.as_bytes());
+            }
+            Step::ReadOnlyBind { path } => {
+                out.push(b"make ").push(path.as_bytes()).push(b" read-only");
+            }
+            Step::MoveMount { target, .. } => {
+                out.push(b"bind onto ").push(target.as_bytes());
+            }
+            Step::Mkdir { path, .. } => {
+                out.push(b"mkdir ").push(path.as_bytes());
+            }
+            Step::Touch { path } => {
+                out.push(b"create ").push(path.as_bytes());
+            }
+            Step::Mknod { path, .. } => {
+                out.push(b"mknod ").push(path.as_bytes());
+            }
+            Step::Symlink { link, .. } => {
+                out.push(b"symlink ").push(link.as_bytes());
+            }
+            Step::WriteFile { path, .. } => {
+                out.push(b"write file ").push(path.as_bytes());
+            }
+            Step::SetHostname(_) => text(out, "set hostname"),
+            Step::LoopbackUp => text(out, "bring up loopback"),
+            Step::NewSession => text(out, "setsid"),
+            Step::DupOnto { to, .. } => {
+                out.push(b"set up descriptor ").push_number(*to as u64);
+            }
+            Step::SetRlimit { name, .. } => {
+                out.push(b"setrlimit ").push(name.as_bytes());
+            }
+            Step::ClearGroups => text(out, "setgroups"),
+            Step::SetGid(gid) => {
+                out.push(b"setgid ").push_number(u64::from(*gid));
+            }
+            Step::LockSecurebits => text(out, "lock securebits"),
+            Step::DropBoundingSet { .. } => text(out, "drop capability bounding set"),
+            Step::ClearAmbient => text(out, "clear ambient capabilities"),
+            Step::SetUid(uid) => {
+                out.push(b"setuid ").push_number(u64::from(*uid));
+            }
+            Step::ClearCapabilities => text(out, "drop capabilities"),
+            Step::NoNewPrivs => text(out, "set no_new_privs"),
+            Step::Chdir(path) => {
+                out.push(b"chdir ").push(path.as_bytes());
+            }
+            Step::CloexecFrom(_) => text(out, "close descriptors on exec"),
+            Step::Seccomp(_) => text(out, "install seccomp filter"),
+            Step::Exec(plan) => {
+                out.push(b"exec ").push(plan.display.as_bytes());
+            }
         }
     }
 }
@@ -473,33 +542,19 @@ pub(super) struct ChildPlan {
     pub reaper_closes: Vec<RawFd>,
 }
 
-impl ChildPlan {
-    /// The step a failure report names.
-    pub fn step(&self, phase: Phase, index: usize) -> Option<&Step> {
-        match phase {
-            Phase::Init => self.init_steps.get(index),
-            Phase::Program => self.program_steps.get(index),
-            Phase::Fork | Phase::Files | Phase::Go => None,
-        }
-    }
-}
-
-/// Reports the failed step over the error pipe and exits.
-pub(super) fn fail(error_fd: RawFd, phase: Phase, index: usize, errno: Errno) -> ! {
-    let _ = sys::write_all(error_fd, &encode_report(phase, index, errno));
+/// Reports the failed step (its label) over the error pipe and exits.
+pub(super) fn fail(error_fd: RawFd, label: &Label, errno: Errno) -> ! {
+    let _ = sys::write_all(error_fd, &encode_report(label, errno));
     sys::exit(127)
 }
 
 /// Applies `steps` in order; the first failure is reported and ends the process.
-pub(super) fn apply_all(
-    error_fd: RawFd,
-    phase: Phase,
-    steps: &[Step],
-    slots: &mut [RawFd; MAX_BIND_SLOTS],
-) {
-    for (index, step) in steps.iter().enumerate() {
+pub(super) fn apply_all(error_fd: RawFd, steps: &[Step], slots: &mut [RawFd; MAX_BIND_SLOTS]) {
+    for step in steps {
         if let Err(errno) = step.apply(slots) {
-            fail(error_fd, phase, index, errno);
+            let mut label = Label::new();
+            step.label(&mut label);
+            fail(error_fd, &label, errno);
         }
     }
 }
@@ -512,26 +567,16 @@ pub(super) const PROGRAM_STACK: usize = 256 * 1024;
 /// until it execs.
 pub(super) fn init_main(plan: &ChildPlan, stack: &mut [u8]) -> ! {
     let mut slots = [-1; MAX_BIND_SLOTS];
-    apply_all(plan.error_fd, Phase::Init, &plan.init_steps, &mut slots);
+    apply_all(plan.error_fd, &plan.init_steps, &mut slots);
     start_program(plan, stack)
 }
 
 /// The program process: applies `program_steps`, ending in execve (or a failure report).
 fn program_main(plan: &ChildPlan) -> ! {
     let mut slots = [-1; MAX_BIND_SLOTS];
-    apply_all(
-        plan.error_fd,
-        Phase::Program,
-        &plan.program_steps,
-        &mut slots,
-    );
+    apply_all(plan.error_fd, &plan.program_steps, &mut slots);
     // The last step is Exec, which only returns as an error.
-    fail(
-        plan.error_fd,
-        Phase::Program,
-        plan.program_steps.len(),
-        libc::EINVAL,
-    )
+    fail(plan.error_fd, &Label::new(), libc::EINVAL)
 }
 
 /// Starts the program vfork-style (it shares this process's memory until it execs: no page
@@ -542,7 +587,7 @@ pub(super) fn start_program(plan: &ChildPlan, stack: &mut [u8]) -> ! {
     // `stack`, which nothing else uses, and ends in execve or _exit.
     match unsafe { sys::clone_vfork(stack, program_main, plan) } {
         Ok(program) => reap(plan, program),
-        Err(errno) => fail(plan.error_fd, Phase::Fork, 0, errno),
+        Err(errno) => fail(plan.error_fd, &Label::text("fork the program"), errno),
     }
 }
 
@@ -572,13 +617,33 @@ mod tests {
     use super::*;
 
     #[test]
-    fn reports_round_trip() {
-        let bytes = encode_report(Phase::Program, 17, libc::ENOENT);
+    fn reports_round_trip_with_the_step_label() {
+        let step = Step::Mkdir {
+            path: c"/work/dir".into(),
+            mode: 0o755,
+            owner: None,
+        };
+        let mut label = Label::new();
+        step.label(&mut label);
+        let bytes = encode_report(&label, libc::ENOENT);
         assert_eq!(
             decode_report(&bytes),
-            Some((Phase::Program, 17, libc::ENOENT))
+            Some(("mkdir /work/dir".to_string(), libc::ENOENT))
         );
         assert_eq!(decode_report(&bytes[..5]), None);
-        assert_eq!(decode_report(&[9; REPORT_LEN]), None);
+    }
+
+    #[test]
+    fn long_labels_are_cut_and_numbers_written() {
+        let long = CString::new("x".repeat(500)).unwrap();
+        let mut label = Label::new();
+        Step::Chdir(long).label(&mut label);
+        assert_eq!(label.as_bytes().len(), LABEL_MAX);
+        let mut label = Label::new();
+        Step::DupOnto { from: 7, to: 2 }.label(&mut label);
+        assert_eq!(label.as_bytes(), b"set up descriptor 2");
+        let mut label = Label::new();
+        Step::SetUid(65534).label(&mut label);
+        assert_eq!(label.as_bytes(), b"setuid 65534");
     }
 }

@@ -17,7 +17,7 @@ use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 
 use super::cgroup::{CellCgroup, CgroupHost};
-use super::child::{self, ChildPlan, Phase};
+use super::child::{self, ChildPlan};
 use super::janitor::{Finished, Janitor};
 use super::permits::CellPermits;
 use super::plan::{cgroup_limits, wants_cgroup, CgroupEntry};
@@ -27,7 +27,7 @@ use super::supervisor::{self, KillReason, Observed, Watch};
 use super::sys::{self, CloneArgs, CLONE_INTO_CGROUP};
 use super::timens;
 use super::warm::{CellFactory, PreparedCell, WarmPool};
-use super::{go, ipc, mounts, plan, prepared, seccomp, SandboxError};
+use super::{go, ipc, mounts, plan, seccomp, SandboxError};
 use crate::result::{RunResult, Verdict};
 use crate::spec::{RunSpec, StdinSource, ValidatedSpec};
 
@@ -432,8 +432,7 @@ impl Launcher {
             },
             on_event,
         );
-        let name = |phase: Phase, index: usize| plan.step(phase, index).map(|s| s.to_string());
-        let result = judge(&name, &observed, cgroup.as_ref(), spec);
+        let result = judge(&observed, cgroup.as_ref(), spec);
         if let Some(cg) = cgroup {
             if let Err(e) = cg.remove() {
                 tracing::warn!("removing the cell's cgroup: {e}");
@@ -481,8 +480,6 @@ impl Launcher {
             status,
             control,
             cgroup,
-            entry,
-            join_count,
         } = cell;
         let observed = supervisor::supervise(
             Watch {
@@ -505,20 +502,7 @@ impl Launcher {
             on_event,
         );
         drop(control);
-        let have_cgroup = cgroup.is_some();
-        let name = |phase: Phase, index: usize| {
-            prepared_step_name(
-                spec,
-                &shape,
-                entry,
-                join_count,
-                have_cgroup,
-                self.last_cap,
-                phase,
-                index,
-            )
-        };
-        let result = judge(&name, &observed, cgroup.as_ref(), spec);
+        let result = judge(&observed, cgroup.as_ref(), spec);
         factory.janitor.adopt(Finished {
             pid,
             pidfd,
@@ -549,40 +533,6 @@ fn start_run(cell: &mut PreparedCell, spec: &RunSpec) -> Result<(), SandboxError
         &[stdin.as_fd(), message.as_fd()],
     )
     .map_err(|e| SandboxError::prepare("send the run to the cell", e))
-}
-
-/// The name of a prepared cell's step that failed: the lists are rebuilt exactly as the
-/// cell built them (descriptor numbers do not show in names).
-#[allow(clippy::too_many_arguments)]
-fn prepared_step_name(
-    spec: &RunSpec,
-    shape: &CellShape,
-    entry: CgroupEntry,
-    join_count: usize,
-    have_cgroup: bool,
-    last_cap: u32,
-    phase: Phase,
-    index: usize,
-) -> Option<String> {
-    let nth = |steps: Vec<child::Step>| steps.get(index).map(ToString::to_string);
-    match phase {
-        Phase::Init => {
-            nth(plan::init_steps(&shape.spec(), entry, &vec![-1; join_count], &[-1; 5]).ok()?)
-        }
-        Phase::Files => nth(mounts::file_steps(spec)),
-        Phase::Program => {
-            let policy = seccomp::compile(&spec.seccomp).ok()?;
-            nth(plan::program_steps(
-                spec,
-                policy,
-                have_cgroup,
-                last_cap,
-                [-1; 3],
-            ))
-        }
-        Phase::Go => Some(prepared::go_step_text(index).to_string()),
-        Phase::Fork => None,
-    }
 }
 
 fn open_stdin(source: &StdinSource) -> Result<OwnedFd, SandboxError> {
@@ -621,12 +571,7 @@ fn memfd_with(bytes: &[u8]) -> Result<OwnedFd, SandboxError> {
 }
 
 /// Turns what the supervisor observed into one verdict with usage.
-fn judge(
-    name_step: &dyn Fn(Phase, usize) -> Option<String>,
-    seen: &Observed,
-    cgroup: Option<&CellCgroup>,
-    spec: &RunSpec,
-) -> RunResult {
+fn judge(seen: &Observed, cgroup: Option<&CellCgroup>, spec: &RunSpec) -> RunResult {
     let mut result = RunResult::sandbox_error("");
     result.message = None;
     result.stdout = seen.stdout.clone();
@@ -643,11 +588,11 @@ fn judge(
         .or_else(|| seen.reaped.map(|w| w.rusage.ru_maxrss as u64 * 1024));
     let oom = cgroup.map_or(0, CellCgroup::oom_kills) > 0;
 
-    if let Some((phase, index, errno)) = child::decode_report(&seen.error_report) {
-        let step = match (phase, name_step(phase, index)) {
-            (_, Some(step)) => step,
-            (Phase::Fork, None) => "fork the program".to_string(),
-            _ => "set up the cell".to_string(),
+    if let Some((label, errno)) = child::decode_report(&seen.error_report) {
+        let step = if label.is_empty() {
+            "set up the cell".to_string()
+        } else {
+            label
         };
         result.verdict = Verdict::XX;
         result.message = Some(format!("{step}: {}", errno_text(errno)));

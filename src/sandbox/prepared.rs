@@ -9,26 +9,15 @@
 use std::os::fd::{AsFd, AsRawFd, OwnedFd, RawFd};
 use std::sync::Arc;
 
-use super::child::{self, ChildPlan, Phase, MAX_BIND_SLOTS};
+use super::child::{self, ChildPlan, Label, MAX_BIND_SLOTS};
 use super::seccomp::CompiledPolicy;
 use super::shape::CellShape;
 use super::sys;
 use super::{go, ipc, mounts, plan};
 
-/// Which part of receiving the run failed (the index of a [`Phase::Go`] report).
-pub(super) const GO_RECEIVE: usize = 0;
-pub(super) const GO_DECODE: usize = 1;
-pub(super) const GO_SHAPE: usize = 2;
-
-/// Text for a [`Phase::Go`] failure index.
-pub(super) fn go_step_text(index: usize) -> &'static str {
-    match index {
-        GO_RECEIVE => "receive the run",
-        GO_DECODE => "read the run message",
-        GO_SHAPE => "check the run against the prepared cell",
-        _ => "start the run",
-    }
-}
+const RECEIVE: &str = "receive the run";
+const DECODE: &str = "read the run message";
+const SHAPE: &str = "check the run against the prepared cell";
 
 /// Everything PID 1 of a prepared cell needs, built in the spawner before the clone.
 pub(super) struct PreparedPlan {
@@ -56,32 +45,32 @@ pub(super) fn init_main(plan: &PreparedPlan) -> ! {
     // Named apart from the spawner it was cloned from (ps, top).
     let _ = nix::sys::prctl::set_name(c"sandcell-cell");
     let mut slots = [-1; MAX_BIND_SLOTS];
-    child::apply_all(error_fd, Phase::Init, &plan.init_steps, &mut slots);
+    child::apply_all(error_fd, &plan.init_steps, &mut slots);
 
     // Set up; now wait for the run. End of stream: the cell was discarded unused.
     let received = match ipc::recv(plan.control.as_fd(), 64) {
         Ok(r) if r.bytes.is_empty() && r.fds.is_empty() => sys::exit(0),
         Ok(r) => r,
-        Err(e) => child::fail(error_fd, Phase::Go, GO_RECEIVE, errno_of(&e)),
+        Err(e) => child::fail(error_fd, &Label::text(RECEIVE), errno_of(&e)),
     };
     let Ok([stdin, message]) = <[OwnedFd; 2]>::try_from(received.fds) else {
-        child::fail(error_fd, Phase::Go, GO_RECEIVE, libc::EINVAL)
+        child::fail(error_fd, &Label::text(RECEIVE), libc::EINVAL)
     };
     let mut spec = match go::decode(message) {
         Ok(spec) => spec,
-        Err(e) => child::fail(error_fd, Phase::Go, GO_DECODE, errno_of(&e)),
+        Err(e) => child::fail(error_fd, &Label::text(DECODE), errno_of(&e)),
     };
     if CellShape::of(&spec).key() != plan.key {
-        child::fail(error_fd, Phase::Go, GO_SHAPE, libc::EINVAL);
+        child::fail(error_fd, &Label::text(SHAPE), libc::EINVAL);
     }
     // Keep stdin above 0-2, which the program's DupOnto steps overwrite.
     let stdin = match nix::fcntl::fcntl(&stdin, nix::fcntl::FcntlArg::F_DUPFD_CLOEXEC(3)) {
         Ok(fd) => sys::own_fd(fd),
-        Err(e) => child::fail(error_fd, Phase::Go, GO_RECEIVE, e as i32),
+        Err(e) => child::fail(error_fd, &Label::text(RECEIVE), e as i32),
     };
 
     let files = mounts::file_steps(&spec);
-    child::apply_all(error_fd, Phase::Files, &files, &mut slots);
+    child::apply_all(error_fd, &files, &mut slots);
     drop(files);
     spec.files = Vec::new();
 

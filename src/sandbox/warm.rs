@@ -37,9 +37,6 @@ pub(super) struct PreparedCell {
     /// The launcher's end of the socket the run is sent on.
     pub control: OwnedFd,
     pub cgroup: Option<CellCgroup>,
-    pub entry: CgroupEntry,
-    /// How many cgroup.procs descriptors PID 1 was given (to name a failed setup step).
-    pub join_count: usize,
 }
 
 impl PreparedCell {
@@ -85,11 +82,6 @@ impl CellFactory {
                 ),
             },
         };
-        let join_count = if entry == CgroupEntry::Join {
-            cgroup_fds.len()
-        } else {
-            0
-        };
         let request = SpawnRequest {
             shape: shape.clone(),
             entry,
@@ -115,8 +107,6 @@ impl CellFactory {
             status,
             control,
             cgroup,
-            entry,
-            join_count,
         })
     }
 
