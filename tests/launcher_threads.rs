@@ -1,7 +1,8 @@
-//! The launcher is called from several threads at once while other threads come and go, as
-//! in the daemon and the grader. The cell's child must not touch glibc state copied from the
-//! parent (e.g. glibc's set*id broadcast to threads that exist only in the parent): any such
-//! call would hang the cell until its wall limit.
+//! The in-process launcher is called from several threads at once while other threads come
+//! and go. Threading rule 1 (`sandbox/mod.rs`): a cell cloned from a multithreaded process
+//! touches no glibc state copied from the parent (allocator locks, glibc's set*id broadcast
+//! to threads that exist only in the parent); any such call would hang the cell until its
+//! wall limit.
 
 mod common;
 

@@ -154,10 +154,6 @@ async fn prune_loop(shared: Arc<Shared>) {
     }
 }
 
-fn runtime_threads() -> usize {
-    super::config::available_cores()
-}
-
 /// Runs the daemon until SIGTERM/SIGINT.
 pub fn serve(config: ServeConfig) -> Result<(), ServeError> {
     config.check()?;
@@ -195,29 +191,13 @@ pub fn serve(config: ServeConfig) -> Result<(), ServeError> {
             "ended the unfinished gradings of the previous process (daemon restarted)"
         );
     }
-    // The runtime's threads are all started before the first cell is cloned, and the daemon
-    // creates no threads afterwards: glibc's set*id wrappers used in a clone child can
-    // deadlock on a thread that was being created or was exiting at clone time.
     let blocking_threads = super::offload::threads();
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .thread_name("sandcell-http")
         .max_blocking_threads(blocking_threads)
-        .thread_keep_alive(super::offload::KEEP_ALIVE)
         .build()
         .map_err(io("start tokio"))?;
-    runtime.block_on(async {
-        // Make every worker thread exist now.
-        let n = runtime_threads();
-        let tasks: Vec<_> = (0..n * 4)
-            .map(|_| tokio::spawn(tokio::task::yield_now()))
-            .collect();
-        for t in tasks {
-            let _ = t.await;
-        }
-        // And every blocking thread (heavy request work), kept for the daemon's life.
-        super::offload::start_threads(blocking_threads).await;
-    });
     // Bind before anything runs, so a taken port is the first and only thing reported.
     let listener = match runtime.block_on(TcpListener::bind(listen)) {
         Ok(l) => l,

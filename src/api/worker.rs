@@ -14,35 +14,24 @@ use crate::result::{RunResult, RunResultWire, Verdict};
 use crate::sandbox::{Launcher, RunEvent};
 
 /// Starts `count` workers; they end when the queue is closed.
-///
-/// No worker clones a cell before every worker thread exists: glibc's set*id wrappers, used
-/// in the cell's child, can wait forever on a thread that was half-created at clone time
-/// (seen with a queue pre-filled by restart recovery).
 pub fn spawn_workers(
     shared: &Arc<Shared>,
     launcher: &Arc<Launcher>,
     count: usize,
 ) -> std::io::Result<Vec<JoinHandle<()>>> {
-    let all_started = Arc::new(std::sync::Barrier::new(count + 1));
-    let handles = (0..count)
+    (0..count)
         .map(|i| {
             let shared = shared.clone();
             let launcher = launcher.clone();
-            let all_started = all_started.clone();
             std::thread::Builder::new()
                 .name(format!("cell-worker-{i}"))
                 .spawn(move || {
-                    all_started.wait();
                     while let Some(job) = shared.queue.pop() {
                         run_job(&shared, &launcher, job);
                     }
                 })
         })
-        .collect::<std::io::Result<Vec<_>>>();
-    // On error the daemon exits; threads already started stay parked at the barrier.
-    let handles = handles?;
-    all_started.wait();
-    Ok(handles)
+        .collect()
 }
 
 fn run_job(shared: &Shared, launcher: &Launcher, job: Job) {

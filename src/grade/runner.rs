@@ -8,7 +8,7 @@
 
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-use std::sync::{mpsc, Barrier};
+use std::sync::mpsc;
 use std::time::Instant;
 
 use crate::result::{RunResult, Verdict};
@@ -152,19 +152,11 @@ pub fn grade(
     let mut slots: Vec<Option<TestOutcome>> = vec![None; n];
     let (tx, rx) = mpsc::channel::<TestOutcome>();
     let jobs = opts.jobs.clamp(1, n.max(1));
-    // Every worker is fully started before any of them clones a cell: a cell cloned while
-    // another thread of ours is still being created inherits glibc's half-made thread list,
-    // and its setresuid() (glibc's setxid broadcast) then waits forever for that thread.
-    let all_started = Barrier::new(jobs);
     std::thread::scope(|scope| {
         for _ in 0..jobs {
             let tx = tx.clone();
             let shared = &shared;
-            let all_started = &all_started;
-            scope.spawn(move || {
-                all_started.wait();
-                shared.worker(&tx)
-            });
+            scope.spawn(move || shared.worker(&tx));
         }
         drop(tx);
         for outcome in rx {

@@ -293,6 +293,12 @@ pub fn spawner_main() -> i32 {
 fn clone_cell(body: &[u8], fds: Vec<OwnedFd>) -> Result<(libc::pid_t, OwnedFd), String> {
     let request: SpawnRequest =
         serde_json::from_slice(body).map_err(|e| format!("bad request: {e}"))?;
+    // Threading rule 2 (sandbox/mod.rs): the cell's PID 1 allocates after the clone.
+    match sys::single_threaded() {
+        Ok(true) => {}
+        Ok(false) => return Err("the spawner has more than one thread; not cloning".into()),
+        Err(e) => return Err(format!("count the spawner's threads: {e}")),
+    }
     if fds.len() < CELL_FDS {
         return Err(format!(
             "{} descriptors, need at least {CELL_FDS}",
@@ -341,7 +347,7 @@ fn clone_cell(body: &[u8], fds: Vec<OwnedFd>) -> Result<(libc::pid_t, OwnedFd), 
     if super::timens::supported() {
         super::timens::fresh_for_children().map_err(|e| format!("create a time namespace: {e}"))?;
     }
-    // SAFETY: this process is single-threaded; the child runs `prepared::init_main`, which
+    // SAFETY: this process is single-threaded (checked above); the child runs `prepared::init_main`, which
     // never returns (it execs or exits).
     match unsafe { sys::clone3(&mut args) } {
         Ok(0) => prepared::init_main(&cell),

@@ -279,6 +279,20 @@ pub fn setrlimit(resource: u32, soft: u64, hard: u64) -> SysResult<()> {
     check(unsafe { libc::setrlimit(resource as _, &lim) }).map(drop)
 }
 
+/// Whether this process has exactly one thread (counted in /proc/self/task). Threading rule 2
+/// of the module (`sandbox/mod.rs`): only then may a child cloned from it allocate.
+pub fn single_threaded() -> std::io::Result<bool> {
+    let mut threads = 0;
+    for entry in std::fs::read_dir("/proc/self/task")? {
+        entry?;
+        threads += 1;
+        if threads > 1 {
+            return Ok(false);
+        }
+    }
+    Ok(threads == 1)
+}
+
 // The identity calls below are raw syscalls on purpose: glibc's setresuid/setresgid/
 // setgroups broadcast the change to every thread of the process (__nptl_setxid). In a child
 // cloned from a multithreaded parent, glibc's copied thread list still names the parent's

@@ -1,7 +1,7 @@
 //! Cgroups of cells: detect v1/v2 once, create one cgroup per cell beneath our own cgroup,
 //! set limits, read usage, kill everything in it, and always remove it.
 //!
-//! INTERFACE CONTRACT (used by the launcher; keep these signatures):
+//! Used by the launcher:
 //! - `CgroupHost::detect()` once per process (the Launcher holds it).
 //! - `CgroupHost::create_cell(&self, &CgroupLimits) -> CellCgroup` before the clone.
 //! - `CellCgroup::join_fds()` — open `cgroup.procs` files (O_WRONLY|O_CLOEXEC) that the
@@ -15,7 +15,7 @@
 //! # Theory of operation
 //! * **Detection** parses /proc/self/mountinfo and /proc/self/cgroup ([`detect`]). A pure v2
 //!   host (or a hybrid one whose cgroup2 offers the memory controller) is V2; a hybrid host
-//!   whose cgroup2 has no controllers (this CI host) is V1 with the memory, pids, cpu,
+//!   whose cgroup2 has no controllers is V1 with the memory, pids, cpu,
 //!   cpuacct and freezer hierarchies (separate or combined mounts).
 //! * **Where**: in every hierarchy, beneath OUR OWN cgroup: `<own>/sandcell/<cell>`. On v1
 //!   nothing is ever written in `<own>` or above, no process is moved out of it and nothing
@@ -35,8 +35,7 @@
 //! * **Pool** (optional, [`CgroupHost::with_pool`]): a few finished cells are reused, see
 //!   [`pool`] for the trade-offs. Measured with `examples/cgroup_bench.rs` on the v1 CI host
 //!   (5 hierarchies, medians of 1000, load ≈ 1): create+remove 480 µs fresh (+180 µs in
-//!   kernel threads), 90 µs pooled (+40 µs). The budget is ~0.5 ms for
-//!   cgroup+seccomp, so the launcher should use a pool on v1.
+//!   kernel threads), 90 µs pooled (+40 µs), so long-lived launchers (the daemon) use a pool on v1.
 //! * **Counter files** ([`counters`]) read or reset on every run stay open: ~1 µs per access
 //!   instead of ~8 µs for open+access+close.
 //!

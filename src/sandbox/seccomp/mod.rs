@@ -1,7 +1,7 @@
 //! Seccomp policies: the default allow-list, JSON policy files, compiled to BPF once per
 //! policy in the parent (never per run, never in the child).
 //!
-//! INTERFACE CONTRACT (used by the launcher; keep these signatures):
+//! Used by the launcher:
 //! - `compile(&SeccompChoice) -> Result<Option<Arc<CompiledPolicy>>, SeccompError>`
 //!   (`None` for `SeccompChoice::None`), cached.
 //! - `CompiledPolicy::programs()` — BPF programs in install order; the child installs each
