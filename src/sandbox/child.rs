@@ -1,8 +1,8 @@
 //! The cell's side of a run: two flat, ordered step lists prepared entirely in the parent.
 //!
-//! After clone3 the child (PID 1 of the new pid namespace) applies `init_steps` (descriptors,
-//! cgroup, mounts, pivot_root, hostname, loopback), forks the program, and becomes a tiny
-//! reaper. The program process applies `program_steps` (stdio, rlimits, identity,
+//! After clone3 the child (PID 1 of the new pid namespace, `pid1.rs`) applies `init_steps`
+//! (descriptors, cgroup, mounts, pivot_root, hostname, loopback) and the run's file steps,
+//! forks the program, and becomes a tiny reaper. The program process applies `program_steps` (stdio, rlimits, identity,
 //! capabilities, no_new_privs, seccomp) and ends in execve. Every step is one or two raw
 //! syscalls on data built before the clone: no allocation, no locks, no panics. A failing step
 //! copies its own label and the errno into a fixed-size [`Report`], writes it into the
@@ -530,9 +530,8 @@ impl Step {
     }
 }
 
-/// Everything the cell's processes need, built before the clone.
+/// What the program process and the reaper need, built before the program is forked.
 pub(super) struct ChildPlan {
-    pub init_steps: Vec<Step>,
     pub program_steps: Vec<Step>,
     /// Write end of the CLOEXEC error pipe.
     pub error_fd: RawFd,
@@ -561,15 +560,6 @@ pub(super) fn apply_all(error_fd: RawFd, steps: &[Step], slots: &mut [RawFd; MAX
 
 /// Size of the stack the program process uses between its clone and execve.
 pub(super) const PROGRAM_STACK: usize = 256 * 1024;
-
-/// Entry point of PID 1 of the cell, right after clone3. Never returns. `stack` (of
-/// [`PROGRAM_STACK`] bytes, allocated before the clone) is where the program process runs
-/// until it execs.
-pub(super) fn init_main(plan: &ChildPlan, stack: &mut [u8]) -> ! {
-    let mut slots = [-1; MAX_BIND_SLOTS];
-    apply_all(plan.error_fd, &plan.init_steps, &mut slots);
-    start_program(plan, stack)
-}
 
 /// The program process: applies `program_steps`, ending in execve (or a failure report).
 fn program_main(plan: &ChildPlan) -> ! {

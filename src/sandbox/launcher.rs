@@ -20,6 +20,7 @@ use super::cgroup::{CellCgroup, CgroupHost};
 use super::child::{self, ChildPlan};
 use super::janitor::{Finished, Janitor};
 use super::permits::CellPermits;
+use super::pid1::{self, CellPlan, ReadyRun, Run};
 use super::plan::{cgroup_limits, wants_cgroup, CgroupEntry};
 use super::shape::CellShape;
 use super::spawner::Spawner;
@@ -352,7 +353,7 @@ impl Launcher {
             .iter()
             .flat_map(|cg| cg.join_fds().iter().map(AsRawFd::as_raw_fd))
             .collect();
-        let mut init_steps = plan::init_steps(
+        let init_steps = plan::init_steps(
             spec,
             entry,
             &join,
@@ -364,19 +365,30 @@ impl Launcher {
                 status_w.as_raw_fd(),
             ],
         )?;
-        init_steps.extend(mounts::file_steps(spec));
-        let plan = ChildPlan {
+        let cell = CellPlan {
             init_steps,
-            program_steps: plan::program_steps(
-                spec,
-                policy,
-                cgroup.is_some(),
-                self.last_cap,
-                [stdin.as_raw_fd(), out_w.as_raw_fd(), err_w.as_raw_fd()],
-            ),
-            error_fd: report_w.as_raw_fd(),
-            status_fd: status_w.as_raw_fd(),
-            reaper_closes: vec![stdin.as_raw_fd(), out_w.as_raw_fd(), err_w.as_raw_fd()],
+            stdout: out_w.as_fd(),
+            stderr: err_w.as_fd(),
+            errors: report_w.as_fd(),
+            status: status_w.as_fd(),
+            awaited: None,
+        };
+        let mut stack = vec![0u8; child::PROGRAM_STACK];
+        let mut run = ReadyRun {
+            files: mounts::file_steps(spec),
+            program: ChildPlan {
+                program_steps: plan::program_steps(
+                    spec,
+                    policy,
+                    cgroup.is_some(),
+                    self.last_cap,
+                    [stdin.as_raw_fd(), out_w.as_raw_fd(), err_w.as_raw_fd()],
+                ),
+                error_fd: report_w.as_raw_fd(),
+                status_fd: status_w.as_raw_fd(),
+                reaper_closes: vec![stdin.as_raw_fd(), out_w.as_raw_fd(), err_w.as_raw_fd()],
+            },
+            stack: &mut stack,
         };
 
         let mut pidfd: RawFd = -1;
@@ -390,16 +402,16 @@ impl Launcher {
             args.flags |= CLONE_INTO_CGROUP;
             args.cgroup = fd.as_raw_fd() as u64;
         }
-        let mut stack = vec![0u8; child::PROGRAM_STACK];
         if timens::supported() {
             timens::fresh_for_children()
                 .map_err(|e| SandboxError::prepare("create a time namespace", e))?;
         }
         let started = Instant::now();
-        // SAFETY: the child runs only `child::init_main`, which applies the prepared step
-        // lists with async-signal-safe raw syscalls and ends in execve or _exit.
+        // SAFETY: the child runs only `pid1::main` with a ready run, which applies the
+        // prepared step lists with async-signal-safe raw syscalls (threading rule 1) and
+        // ends in execve or _exit.
         let pid = match unsafe { sys::clone3(&mut args) } {
-            Ok(0) => child::init_main(&plan, &mut stack),
+            Ok(0) => pid1::main(&cell, Run::Ready(&mut run)),
             Ok(pid) => pid,
             Err(errno) => {
                 return Err(SandboxError::prepare(
@@ -410,6 +422,7 @@ impl Launcher {
         };
         let pidfd = sys::own_fd(pidfd);
         // The child has its copies; the parent keeps only the read ends.
+        drop((cell, run));
         drop((stdin, out_w, err_w, report_w, status_w));
         on_event(RunEvent::Started);
 

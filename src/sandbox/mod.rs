@@ -14,7 +14,7 @@
 //!    threads the child does not have).
 //! 2. **A process cloned from a single-threaded process may allocate.** The spawner
 //!    (`spawner.rs`) is exec'd fresh and never starts a thread, so PID 1 of a prepared cell
-//!    decodes its run and builds its program's steps after the clone (`prepared.rs`). The
+//!    decodes its run and builds its program's steps after the clone (`pid1.rs`). The
 //!    spawner checks that it is single-threaded (`/proc/self/task`) before every clone
 //!    ([`sys::single_threaded`]) and refuses to clone otherwise.
 //! 3. **Cells are never cloned from async (tokio) worker threads**: the launcher blocks, so
@@ -32,8 +32,8 @@ mod janitor;
 mod launcher;
 mod mounts;
 mod permits;
+mod pid1;
 mod plan;
-mod prepared;
 pub mod seccomp;
 mod shape;
 mod spawner;

@@ -6,7 +6,7 @@
 //! fault plus a TLB shoot-down IPI. Measured under load, that was about a fifth of all CPU
 //! time per cell. The spawner is `sandcell __spawner` exec'd fresh: a few hundred KiB of
 //! touched memory and no other threads, so its clones are cheap and its children may
-//! allocate (PID 1 of a prepared cell decodes its run; see `prepared.rs`).
+//! allocate (PID 1 of a prepared cell decodes its run; see `pid1.rs`).
 //!
 //! Cells are cloned with CLONE_PARENT, so they are children of the launcher process, which
 //! waits for them (wait4, rusage) exactly like cells it cloned itself; the spawner never has
@@ -25,8 +25,8 @@ use std::thread::JoinHandle;
 
 use serde::{Deserialize, Serialize};
 
+use super::pid1::{self, Awaited, CellPlan, Run};
 use super::plan::{self, CgroupEntry};
-use super::prepared::{self, PreparedPlan};
 use super::shape::CellShape;
 use super::sys::{self, CloneArgs, CLONE_INTO_CGROUP};
 use super::{ipc, seccomp, SandboxError};
@@ -319,17 +319,19 @@ fn clone_cell(body: &[u8], fds: Vec<OwnedFd>) -> Result<(libc::pid_t, OwnedFd), 
     let pass = [&stdout, &stderr, &errors, &status, &control].map(|f| f.as_raw_fd());
     let init_steps =
         plan::init_steps(&spec, request.entry, &join, &pass).map_err(|e| e.to_string())?;
-    let cell = PreparedPlan {
+    let cell = CellPlan {
         init_steps,
-        stdout,
-        stderr,
-        errors,
-        status,
-        control,
-        key: request.shape.key(),
-        policy,
-        have_cgroup: request.entry != CgroupEntry::None,
-        last_cap: request.last_cap,
+        stdout: stdout.as_fd(),
+        stderr: stderr.as_fd(),
+        errors: errors.as_fd(),
+        status: status.as_fd(),
+        awaited: Some(Awaited {
+            control: control.as_fd(),
+            key: request.shape.key(),
+            policy,
+            have_cgroup: request.entry != CgroupEntry::None,
+            last_cap: request.last_cap,
+        }),
     };
 
     let mut pidfd: RawFd = -1;
@@ -347,10 +349,10 @@ fn clone_cell(body: &[u8], fds: Vec<OwnedFd>) -> Result<(libc::pid_t, OwnedFd), 
     if super::timens::supported() {
         super::timens::fresh_for_children().map_err(|e| format!("create a time namespace: {e}"))?;
     }
-    // SAFETY: this process is single-threaded (checked above); the child runs `prepared::init_main`, which
-    // never returns (it execs or exits).
+    // SAFETY: this process is single-threaded (checked above); the child runs `pid1::main`,
+    // which never returns (it execs or exits).
     match unsafe { sys::clone3(&mut args) } {
-        Ok(0) => prepared::init_main(&cell),
+        Ok(0) => pid1::main(&cell, Run::Awaited),
         Ok(pid) => Ok((pid, sys::own_fd(pidfd))),
         Err(errno) => Err(format!(
             "clone3: {}",
