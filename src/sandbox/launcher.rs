@@ -14,21 +14,21 @@ use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd, RawFd};
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, OnceLock};
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
+use super::cell::{Cell, Teardown};
 use super::cgroup::{CellCgroup, CgroupHost};
 use super::child::{self, ChildPlan};
-use super::janitor::{Finished, Janitor};
+use super::janitor::Janitor;
 use super::permits::CellPermits;
 use super::pid1::{self, CellPlan, ReadyRun, Run};
 use super::plan::{cgroup_limits, wants_cgroup, CgroupEntry};
 use super::shape::CellShape;
 use super::spawner::Spawner;
-use super::supervisor::{self, KillReason, Observed, Watch};
 use super::sys::{self, CloneArgs, CLONE_INTO_CGROUP};
 use super::timens;
-use super::warm::{CellFactory, PreparedCell, WarmPool};
-use super::{go, ipc, mounts, plan, seccomp, SandboxError};
+use super::warm::{CellFactory, WarmPool};
+use super::{ipc, mounts, plan, seccomp, SandboxError};
 use crate::result::{RunResult, Verdict};
 use crate::spec::{RunSpec, StdinSource, ValidatedSpec};
 
@@ -105,7 +105,7 @@ impl CancelToken {
         self.inner.cancelled.load(Ordering::SeqCst)
     }
 
-    fn as_fd(&self) -> BorrowedFd<'_> {
+    pub(super) fn as_fd(&self) -> BorrowedFd<'_> {
         self.inner.fd.as_fd()
     }
 }
@@ -132,14 +132,6 @@ impl std::fmt::Debug for Launcher {
             .field("config", &self.config)
             .field("prepared", &self.factory.is_some())
             .finish()
-    }
-}
-
-fn errno_text(errno: i32) -> String {
-    let text = std::io::Error::from_raw_os_error(errno).to_string();
-    match text.find(" (os error") {
-        Some(i) => text[..i].to_string(),
-        None => text,
     }
 }
 
@@ -425,33 +417,17 @@ impl Launcher {
         drop((cell, run));
         drop((stdin, out_w, err_w, report_w, status_w));
         on_event(RunEvent::Started);
-
-        let observed = supervisor::supervise(
-            Watch {
-                pid,
-                pidfd: pidfd.as_fd(),
-                stdout: out_r,
-                stderr: err_r,
-                errors: report_r,
-                status: status_r,
-                cancel: cancel.map(CancelToken::as_fd),
-                cgroup: cgroup.as_ref(),
-                started,
-                wall_time: spec.limits.wall_time,
-                cpu_time: spec.limits.cpu_time,
-                output_limit: spec.limits.output,
-                keep_output: spec.keep_output,
-                early_finish: false,
-            },
-            on_event,
-        );
-        let result = judge(&observed, cgroup.as_ref(), spec);
-        if let Some(cg) = cgroup {
-            if let Err(e) = cg.remove() {
-                tracing::warn!("removing the cell's cgroup: {e}");
-            }
-        }
-        Ok(result)
+        let cell = Cell {
+            pid,
+            pidfd,
+            stdout: out_r,
+            stderr: err_r,
+            errors: report_r,
+            status: status_r,
+            control: None,
+            cgroup,
+        };
+        Ok(cell.supervise(spec, started, on_event, cancel, Teardown::Inline))
     }
 
     /// Takes a prepared cell (warm, or cloned now through the spawner), sends it the run and
@@ -478,51 +454,14 @@ impl Launcher {
             Some(cell) => cell,
             None => factory.prepare(&shape)?,
         };
-        if let Err(e) = start_run(&mut cell, spec) {
+        if let Err(e) = cell.start(spec) {
             factory.discard(cell);
             return Err(e);
         }
         let started = Instant::now();
         on_event(RunEvent::Started);
-        let PreparedCell {
-            pid,
-            pidfd,
-            stdout,
-            stderr,
-            errors,
-            status,
-            control,
-            cgroup,
-        } = cell;
-        let observed = supervisor::supervise(
-            Watch {
-                pid,
-                pidfd: pidfd.as_fd(),
-                stdout,
-                stderr,
-                errors,
-                status,
-                cancel: cancel.map(CancelToken::as_fd),
-                cgroup: cgroup.as_ref(),
-                started,
-                wall_time: spec.limits.wall_time,
-                cpu_time: spec.limits.cpu_time,
-                output_limit: spec.limits.output,
-                keep_output: spec.keep_output,
-                // Usage comes from the cgroup, so the answer need not wait for PID 1.
-                early_finish: cgroup.is_some(),
-            },
-            on_event,
-        );
-        drop(control);
-        let result = judge(&observed, cgroup.as_ref(), spec);
-        factory.janitor.adopt(Finished {
-            pid,
-            pidfd,
-            cgroup,
-            reaped: observed.reaped.is_some(),
-        });
-        Ok(result)
+        let teardown = Teardown::Janitor(&factory.janitor);
+        Ok(cell.supervise(spec, started, on_event, cancel, teardown))
     }
 }
 
@@ -532,23 +471,7 @@ impl Drop for Launcher {
     }
 }
 
-/// Writes the run's limits into the cell's cgroup and sends the run.
-fn start_run(cell: &mut PreparedCell, spec: &RunSpec) -> Result<(), SandboxError> {
-    if let Some(cg) = cell.cgroup.as_mut() {
-        cg.activate(&cgroup_limits(spec))?;
-    }
-    let stdin = open_stdin(&spec.stdin)?;
-    let message =
-        go::encode(spec).map_err(|e| SandboxError::prepare("write the run message", e))?;
-    ipc::send(
-        cell.control.as_fd(),
-        b"run",
-        &[stdin.as_fd(), message.as_fd()],
-    )
-    .map_err(|e| SandboxError::prepare("send the run to the cell", e))
-}
-
-fn open_stdin(source: &StdinSource) -> Result<OwnedFd, SandboxError> {
+pub(super) fn open_stdin(source: &StdinSource) -> Result<OwnedFd, SandboxError> {
     match source {
         StdinSource::Null => std::fs::File::open("/dev/null")
             .map(OwnedFd::from)
@@ -581,105 +504,4 @@ fn memfd_with(bytes: &[u8]) -> Result<OwnedFd, SandboxError> {
     fcntl(&file, FcntlArg::F_ADD_SEALS(seals))
         .map_err(|e| SandboxError::prepare("seal stdin memfd", e.into()))?;
     Ok(OwnedFd::from(file))
-}
-
-/// Turns what the supervisor observed into one verdict with usage.
-fn judge(seen: &Observed, cgroup: Option<&CellCgroup>, spec: &RunSpec) -> RunResult {
-    let mut result = RunResult::sandbox_error("");
-    result.message = None;
-    result.stdout = seen.stdout.clone();
-    result.stderr = seen.stderr.clone();
-    result.wall_time_ms = seen.wall.as_millis() as u64;
-    let rusage_cpu = seen.reaped.map(|w| {
-        let tv = |t: libc::timeval| Duration::new(t.tv_sec as u64, t.tv_usec as u32 * 1000);
-        tv(w.rusage.ru_utime) + tv(w.rusage.ru_stime)
-    });
-    let cpu = cgroup.and_then(CellCgroup::cpu_usage).or(rusage_cpu);
-    result.cpu_time_ms = cpu.map_or(0, |d| d.as_millis() as u64);
-    result.memory_peak_bytes = cgroup
-        .and_then(CellCgroup::memory_peak)
-        .or_else(|| seen.reaped.map(|w| w.rusage.ru_maxrss as u64 * 1024));
-    let oom = cgroup.map_or(0, CellCgroup::oom_kills) > 0;
-
-    if let Some((label, errno)) = child::decode_report(&seen.error_report) {
-        let step = if label.is_empty() {
-            "set up the cell".to_string()
-        } else {
-            label
-        };
-        result.verdict = Verdict::XX;
-        result.message = Some(format!("{step}: {}", errno_text(errno)));
-        return result;
-    }
-    let status = seen
-        .status_report
-        .get(..4)
-        .and_then(|b| b.try_into().ok())
-        .map(i32::from_ne_bytes);
-    if let Some(status) = status {
-        if libc::WIFEXITED(status) {
-            result.exit_code = Some(libc::WEXITSTATUS(status));
-        } else if libc::WIFSIGNALED(status) {
-            result.signal = Some(libc::WTERMSIG(status));
-        }
-    }
-    let limit_text = |d: Option<Duration>| d.map(crate::spec::format_duration).unwrap_or_default();
-    match seen.killed {
-        Some(KillReason::Cancelled) => {
-            result.verdict = Verdict::CANCELLED;
-            result.message = Some("cancelled".into());
-        }
-        Some(KillReason::Output) => {
-            result.verdict = Verdict::OLE;
-            result.message = Some(format!(
-                "output limit of {} per stream exceeded",
-                crate::spec::format_size(spec.limits.output)
-            ));
-        }
-        _ if oom => {
-            result.verdict = Verdict::MLE;
-            result.message = Some(format!(
-                "memory limit of {} exceeded",
-                spec.limits
-                    .memory
-                    .map(crate::spec::format_size)
-                    .unwrap_or_default()
-            ));
-        }
-        Some(KillReason::WallTime) => {
-            result.verdict = Verdict::TO;
-            result.reason = Some("wall".into());
-            result.message = Some(format!(
-                "wall time limit of {} exceeded",
-                limit_text(Some(spec.limits.wall_time))
-            ));
-        }
-        Some(KillReason::CpuTime) => {
-            result.verdict = Verdict::TO;
-            result.reason = Some("cpu".into());
-            result.message = Some(format!(
-                "CPU time limit of {} exceeded",
-                limit_text(spec.limits.cpu_time)
-            ));
-        }
-        None => match (result.exit_code, result.signal) {
-            (Some(0), _) => result.verdict = Verdict::OK,
-            (Some(_), _) => result.verdict = Verdict::RE,
-            (_, Some(libc::SIGXCPU)) => {
-                result.verdict = Verdict::TO;
-                result.reason = Some("cpu".into());
-                result.message = Some(format!(
-                    "CPU time limit of {} exceeded",
-                    limit_text(spec.limits.cpu_time)
-                ));
-            }
-            (_, Some(_)) => result.verdict = Verdict::SG,
-            (None, None) => {
-                result.verdict = Verdict::XX;
-                result.message =
-                    Some("the cell ended without reporting the program's status".into());
-            }
-        },
-    }
-    result
 }

@@ -22,6 +22,7 @@
 //!
 //! Nothing else is needed: no barriers before the first clone, no threads started ahead.
 
+mod cell;
 pub mod cgroup;
 mod child;
 mod error;

@@ -12,43 +12,18 @@
 //! dropped with their cells.
 
 use std::collections::{HashMap, VecDeque};
-use std::os::fd::{AsFd, OwnedFd};
+use std::os::fd::AsFd;
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
-
-use super::cgroup::{CellCgroup, CgroupHost, CgroupLimits};
+use super::cell::Cell;
+use super::cgroup::{CgroupHost, CgroupLimits};
 use super::janitor::{Finished, Janitor};
 use super::plan::CgroupEntry;
 use super::shape::CellShape;
 use super::spawner::{CellFds, SpawnRequest, Spawner};
 use super::{ipc, SandboxError};
-
-/// A cell set up (or setting up) and waiting for its run; the launcher's side of it.
-pub(super) struct PreparedCell {
-    pub pid: libc::pid_t,
-    pub pidfd: OwnedFd,
-    pub stdout: OwnedFd,
-    pub stderr: OwnedFd,
-    pub errors: OwnedFd,
-    pub status: OwnedFd,
-    /// The launcher's end of the socket the run is sent on.
-    pub control: OwnedFd,
-    pub cgroup: Option<CellCgroup>,
-}
-
-impl PreparedCell {
-    /// PID 1 is alive and has reported no failure.
-    fn usable(&self) -> bool {
-        let mut fds = [
-            PollFd::new(self.pidfd.as_fd(), PollFlags::POLLIN),
-            PollFd::new(self.errors.as_fd(), PollFlags::POLLIN),
-        ];
-        matches!(poll(&mut fds, PollTimeout::ZERO), Ok(0))
-    }
-}
 
 /// Makes prepared cells and cleans them up: the spawner, the host's cgroups, the janitor.
 pub(super) struct CellFactory {
@@ -61,7 +36,7 @@ pub(super) struct CellFactory {
 impl CellFactory {
     /// Clones a cell of `shape` through the spawner. Its cgroup (if the shape has one) has
     /// no limits yet: the run's limits are written when the run starts.
-    pub fn prepare(&self, shape: &CellShape) -> Result<PreparedCell, SandboxError> {
+    pub fn prepare(&self, shape: &CellShape) -> Result<Cell, SandboxError> {
         let cgroup = match (&self.cgroups, shape.cgroup) {
             (Some(host), true) => Some(host.create_cell(&CgroupLimits::default())?),
             _ => None,
@@ -98,20 +73,20 @@ impl CellFactory {
                 cgroup: cgroup_fds,
             },
         )?;
-        Ok(PreparedCell {
+        Ok(Cell {
             pid,
             pidfd,
             stdout,
             stderr,
             errors,
             status,
-            control,
+            control: Some(control),
             cgroup,
         })
     }
 
     /// Ends an unused cell: PID 1 is killed and the janitor reaps it.
-    pub fn discard(&self, cell: PreparedCell) {
+    pub fn discard(&self, cell: Cell) {
         let _ = super::sys::pidfd_send_signal(cell.pidfd.as_fd(), libc::SIGKILL);
         self.janitor.adopt(Finished {
             pid: cell.pid,
@@ -131,7 +106,7 @@ const BACKOFF: Duration = Duration::from_secs(5);
 
 struct Shelf {
     shape: CellShape,
-    ready: VecDeque<PreparedCell>,
+    ready: VecDeque<Cell>,
     preparing: usize,
     last_used: Instant,
     failed_at: Option<Instant>,
@@ -190,7 +165,7 @@ impl WarmPool {
 
     /// A prepared cell of `shape`, if one is ready; either way the shape is (re)filled in
     /// the background from now on.
-    pub fn take(&self, shape: &CellShape) -> Option<PreparedCell> {
+    pub fn take(&self, shape: &CellShape) -> Option<Cell> {
         let key = shape.key();
         let mut discarded = Vec::new();
         let mut state = self.shared.lock();
@@ -252,7 +227,7 @@ impl Drop for WarmPool {
     }
 }
 
-fn evict_least_recent(state: &mut State, discarded: &mut Vec<PreparedCell>) {
+fn evict_least_recent(state: &mut State, discarded: &mut Vec<Cell>) {
     let oldest = state
         .shelves
         .iter()
