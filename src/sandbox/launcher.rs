@@ -1,14 +1,17 @@
-//! Launcher: prepares a run in the parent, clones the cell, supervises it, and turns what
-//! happened into one verdict.
+//! Launcher: gets a cell for a run, starts the run in it and returns its verdict.
 //!
-//! Two ways to get a cell:
-//! - **in-process** (the CLI): all allocation happens here, before the clone: the step lists
-//!   (CStrings, pointer arrays, file contents), the BPF programs, the cgroup and its
-//!   descriptors, the pipes. The child only walks the prepared lists (see `child.rs`).
-//! - **prepared** (the daemon, the grader: [`LauncherConfig::spawner`]): a small spawner
-//!   process clones the cell, which sets itself up and then waits for its run; with
-//!   [`LauncherConfig::warm_cells`] cells of recently used shapes are prepared ahead, and the
-//!   teardown after a run is left to a janitor thread (see `spawner.rs`, `warm.rs`).
+//! Every cell runs the same PID 1 program (`pid1.rs`) and, once cloned, the same [`Cell`]
+//! life (`cell.rs`: start, supervise, judge, tear down). *Who clones* is the only strategy:
+//! - **this process** (the CLI; no [`LauncherConfig::spawner`]): "prepare and start at
+//!   once". All allocation happens here, before the clone: the step lists (CStrings, pointer
+//!   arrays, file contents), the BPF programs, the cgroup and its descriptors, the pipes; PID
+//!   1 gets the run ready-made and only walks the lists (threading rule 1, `sandbox/mod.rs`).
+//!   The teardown is inline.
+//! - **the spawner** (the daemon, the grader): "prepare ahead". A single-threaded spawner
+//!   process clones the cell, which sets itself up and waits for its run on a socket; with
+//!   [`LauncherConfig::warm_cells`] cells of recently used shapes are prepared before their
+//!   runs, and the teardown is left to a janitor thread (`spawner.rs`, `warm.rs`,
+//!   `janitor.rs`).
 
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd, RawFd};
 use std::path::PathBuf;
