@@ -306,22 +306,23 @@ fn fail_fast_skips_the_rest() {
 }
 
 #[test]
-fn compile_output_is_visible_to_tests_read_only() {
+fn compile_output_reaches_every_test_fresh() {
     let Some(rootfs) = common::setup() else {
         return;
     };
-    // The "compiler" writes an artifact into /work; tests read it but cannot change it.
+    // The "compiler" writes an artifact into /work; every test gets its own copy, so what
+    // one test changes there is not what the next one runs.
     let suite = r#"
 submission = ["src.txt"]
 compile = "sh -c 'tr a-z A-Z < src.txt > built.txt'"
-run = ["sh", "-c", "cat built.txt; echo x > built.txt 2>/dev/null && echo writable || echo read-only"]
+run = ["sh", "-c", "cat built.txt; echo changed > built.txt && echo wrote"]
 [[tests]]
-expected_stdout = "HELLO\nread-only"
+expected_stdout = "HELLO\nwrote"
 [[tests]]
-expected_stdout = "HELLO\nread-only"
+expected_stdout = "HELLO\nwrote"
 "#;
     let dir = suite_dir(&rootfs, suite, &[("src.txt", "hello\n")]);
-    let (r, out) = grade_json(None, &[&suite_path(&dir)]);
+    let (r, out) = grade_json(None, &[&suite_path(&dir), "--jobs", "1"]);
     assert_eq!(out.status.code(), Some(0), "{r:#}");
     assert_eq!(r["cells"]["compile"], 1);
     assert_eq!(r["compile"]["verdict"], "OK");

@@ -228,3 +228,46 @@ fn a_python_checker_for_cpp_runs_in_the_python_image() {
         "{stderr}"
     );
 }
+
+/// Bytes used on the filesystem holding `path`.
+fn used_bytes(path: &Path) -> u64 {
+    let s = nix::sys::statvfs::statvfs(path).unwrap();
+    (s.blocks() - s.blocks_free()) * s.fragment_size()
+}
+
+#[test]
+fn a_compile_writing_2_gib_is_stopped_by_its_disk_cap_and_leaves_nothing() {
+    let Some(rootfs) = common::setup() else {
+        return;
+    };
+    // 32 files of 64 MiB: 2 GiB against the compile step's 256 MiB work dir.
+    let suite = "submission = [\"sol.sh\"]\n\
+         compile = \"sh -c 'for i in $(seq 32); do head -c 67108864 /dev/zero > f$i || exit 7; done'\"\n\
+         run = \"sh sol.sh\"\n\
+         [[tests]]\nstdin = \"1 2\"\nexpected_stdout = \"3\"\n";
+    let dir = suite_dir(&rootfs, suite, &[ADD]);
+    // The grader's own temp dir: nothing may appear there (the build used to live there).
+    let tmp = tempfile::tempdir().unwrap();
+    let before = used_bytes(tmp.path());
+    let mut cmd = common::sandcell();
+    cmd.args(["grade", "--format", "json", &path(&dir)])
+        .env("TMPDIR", tmp.path());
+    let out = cmd.output().unwrap();
+    let r: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
+        panic!(
+            "no report ({e}): {}",
+            String::from_utf8_lossy(&out.stderr)
+        )
+    });
+    assert_eq!(out.status.code(), Some(1), "{r:#}");
+    assert_eq!(r["compile"]["verdict"], "CE", "{r:#}");
+    assert_eq!(r["compile"]["exit_code"], 7, "{r:#}");
+    let output = r["compile"]["output"].as_str().unwrap_or_default();
+    assert!(output.contains("No space left"), "{output}");
+    assert_eq!(grade_support::verdicts(&r), vec!["SKIPPED"]);
+    let left: Vec<_> = std::fs::read_dir(tmp.path()).unwrap().collect();
+    assert!(left.is_empty(), "left behind in TMPDIR: {left:?}");
+    // Not on the temp dir's disk either (other tests may write a little meanwhile).
+    let grown = used_bytes(tmp.path()).saturating_sub(before);
+    assert!(grown < 128 << 20, "the disk grew by {grown} bytes");
+}

@@ -183,7 +183,7 @@ fn a_python_exception_is_re_with_the_traceback() {
 }
 
 #[test]
-fn compiled_programs_read_stdin_and_cannot_write_the_work_dir() {
+fn compiled_programs_read_stdin_and_write_their_own_copy_of_the_build() {
     if store().is_none() {
         return;
     }
@@ -198,8 +198,11 @@ int main(){ long long a,b; std::cin>>a>>b; std::cout<<a+b<<"\n";
     assert_eq!(r.verdict, Verdict::OK, "{}", explain(&r));
     assert_eq!(
         text(&r.run.as_ref().unwrap().stdout.bytes),
-        "42\nread-only\ntmp ok\n"
+        "42\nwrote\ntmp ok\n"
     );
+    // The build reached the run as files: the program and its source, nothing else.
+    let compile = r.compile.as_ref().unwrap();
+    assert_eq!(compile.verdict, Verdict::OK);
 }
 
 #[test]

@@ -319,7 +319,6 @@ fn run(launcher: &Launcher, grading: &Grading, job: GradingJob) {
     let opts = GradeOptions {
         jobs: job.jobs,
         fail_fast: false,
-        temp_dir: std::env::temp_dir(),
         cancel: Some(grading.cancel.clone()),
         allow_degraded: job.allow_degraded,
     };

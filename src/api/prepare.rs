@@ -13,7 +13,7 @@ use super::dto::{Encoding, LimitsInput, RunRequest};
 use super::error::ApiError;
 use super::images::{ImageCatalog, ServedImage, ServedLanguage};
 use super::store::App;
-use crate::image::image_user;
+use crate::image::{Defaults, Given};
 use crate::image::ImageLease;
 use crate::lang::{Language, SourceRequest};
 use crate::spec::{FileSpec, LimitBounds, Limits, RunSpec, StdinSource, ValidatedSpec};
@@ -120,32 +120,18 @@ impl Prepared {
     }
 }
 
-/// Image config as defaults, as `sandcell run --image` does: the command when the request
-/// gives none, the environment (the request's wins), the working dir and the user.
+/// Image config as defaults, as `sandcell run --image` does ([`Defaults::apply`]): the
+/// environment (the request's wins), the working dir and the user (a request cannot set
+/// either). The command was settled by the caller.
 fn apply_image_defaults(spec: &mut RunSpec, image: &ServedImage) {
     let Some(config) = &image.config else { return };
-    // Linear: one request may carry thousands of variables.
-    let given: std::collections::HashSet<&str> = spec.env.iter().map(|(k, _)| k.as_str()).collect();
-    let mut env: Vec<(String, String)> = config
-        .env
-        .iter()
-        .filter(|(k, _)| !given.contains(k.as_str()))
-        .cloned()
-        .collect();
-    drop(given);
-    env.append(&mut spec.env);
-    spec.env = env;
-    if let Some(dir) = config.working_dir.as_deref().filter(|d| *d != "/") {
-        spec.cwd = Some(dir.to_string());
-    }
-    if let Some((uid, gid)) = config
-        .user
-        .as_deref()
-        .and_then(|u| image_user(&image.rootfs, u))
-    {
-        spec.uid = uid;
-        spec.gid = gid;
-    }
+    let given = Given {
+        command: true,
+        cwd: false,
+        user: false,
+    };
+    // Cannot fail: the command is given.
+    let _ = Defaults::of(config, &image.rootfs).apply(spec, given);
 }
 
 /// The request's files, stdin, env and limits on `spec`, validated against the app's bounds.

@@ -150,12 +150,13 @@ fn run(args: &GradeArgs) -> Result<i32, Failure> {
         return Err(Failure::usage("--jobs must be at least 1"));
     }
     // Pooled cell cgroups: a suite runs many cells (v1: saves mkdir/rmdir per test). Cells
-    // come from a spawner process: the grader is multithreaded, and its tests bind the build
-    // dir, so they are prepared per test rather than kept warm.
-    let pool = args.jobs.unwrap_or(2).max(1);
+    // come from a spawner process (the grader is multithreaded), and the test cells of a
+    // suite share one shape (the build reaches them as files), so they are prepared ahead.
+    let jobs = args.jobs.unwrap_or_else(grade::default_jobs).max(1);
     let launcher = Launcher::new(LauncherConfig {
-        cgroup_pool: pool,
+        cgroup_pool: 3 * jobs,
         spawner: Some(std::path::PathBuf::from("/proc/self/exe")),
+        warm_cells: jobs,
         ..LauncherConfig::default()
     })
     .map_err(Failure::sandbox)?;

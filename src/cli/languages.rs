@@ -91,6 +91,7 @@ mod tests {
     #[test]
     fn table_aligns_columns_and_marks_interpreted_languages() {
         let py = Language {
+            user: None,
             name: "python".into(),
             version: "3.11.2".into(),
             image: "python:latest".into(),

@@ -7,7 +7,7 @@ use std::io::Write;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use crate::image::{ImageLease, ImageStore, ResolvedImage};
+use crate::image::{Defaults, Given, ImageLease, ImageStore, ResolvedImage};
 use crate::result::{RunResult, Verdict};
 use crate::sandbox::{Launcher, LauncherConfig, RunEvent};
 use crate::spec::{
@@ -295,38 +295,27 @@ fn spec_for(args: &RunArgs) -> Result<(RunSpec, Option<ImageLease>), CliFailure>
     Ok((spec, Some(lease)))
 }
 
-/// Image config as defaults: the command, environment (flags win), working dir and user.
+/// Image config as defaults ([`Defaults::apply`]): flags win; `--uid` keeps the image's
+/// user from applying, `--gid` overrides its group.
 fn apply_image_defaults(
     spec: &mut RunSpec,
     image: &ResolvedImage,
     args: &RunArgs,
 ) -> Result<(), CliFailure> {
-    let config = &image.config;
-    if spec.argv.is_empty() {
-        spec.argv = config.default_command();
-        if spec.argv.is_empty() {
-            return Err(CliFailure::usage(format!(
-                "image {} has no default command; give one after --",
-                image.name
-            )));
-        }
-    }
-    let mut env = config.env.clone();
-    for (k, v) in std::mem::take(&mut spec.env) {
-        env.retain(|(key, _)| *key != k);
-        env.push((k, v));
-    }
-    spec.env = env;
-    if args.work_dir.is_none() {
-        if let Some(dir) = config.working_dir.as_deref().filter(|d| *d != "/") {
-            spec.cwd = Some(dir.to_string());
-        }
-    }
-    if let (Some(user), false) = (&config.user, args.uid != crate::spec::DEFAULT_UID) {
-        if let Some((uid, gid)) = crate::image::image_user(&image.rootfs, user) {
-            spec.uid = uid;
-            spec.gid = args.gid.unwrap_or(gid);
-        }
+    let given = Given {
+        command: !spec.argv.is_empty(),
+        cwd: args.work_dir.is_some(),
+        user: args.uid != crate::spec::DEFAULT_UID,
+    };
+    let defaults = Defaults::of(&image.config, &image.rootfs);
+    defaults.apply(spec, given).map_err(|_| {
+        CliFailure::usage(format!(
+            "image {} has no default command; give one after --",
+            image.name
+        ))
+    })?;
+    if let (Some(gid), false) = (args.gid, given.user) {
+        spec.gid = gid;
     }
     Ok(())
 }

@@ -26,7 +26,6 @@ pub mod runner;
 pub mod source;
 pub mod suite;
 pub mod table;
-pub mod workspace;
 
 pub use comparator::Comparator;
 pub use error::{GradeError, SuiteError};

@@ -12,7 +12,7 @@ use super::limits::{DefaultLimits, LimitsSpec};
 use super::root::{ResolvedRoot, RootRef, RootResolver};
 use super::source::{FileSource, SourceFile};
 use super::suite::{find_line, CheckerSpec, FileRef, Suite, TestSpec};
-use crate::spec::{check_relative_path, LimitBounds, Limits};
+use crate::spec::{check_relative_path, FileSpec, LimitBounds, Limits};
 
 /// A file placed in the work dir.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -21,6 +21,26 @@ pub struct BoxFile {
     pub name: String,
     pub content: Vec<u8>,
     pub mode: u32,
+}
+
+impl BoxFile {
+    /// The file as a cell's run spec carries it.
+    pub fn to_file(&self) -> FileSpec {
+        FileSpec {
+            path: self.name.clone(),
+            content: self.content.clone(),
+            mode: Some(self.mode),
+        }
+    }
+
+    /// A file a cell left (a build's artifact).
+    pub fn from_file(file: FileSpec) -> BoxFile {
+        BoxFile {
+            name: file.path,
+            content: file.content,
+            mode: file.mode.unwrap_or(0o644),
+        }
+    }
 }
 
 /// A submission file given outside the suite (the CLI's `--submission`).
@@ -166,13 +186,14 @@ pub fn prepare(suite: &Suite, opts: PrepareOptions<'_>) -> Result<PreparedSuite,
         None,
     )?;
 
-    let mut env = root.env.clone();
-    for (k, v) in &suite.env {
-        match env.iter_mut().find(|(key, _)| key == k) {
-            Some(slot) => slot.1 = v.clone(),
-            None => env.push((k.clone(), v.clone())),
-        }
-    }
+    let env = crate::image::merge_env(
+        &root.env,
+        suite
+            .env
+            .iter()
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect(),
+    );
 
     let checker = match &suite.checker {
         Some(spec) => Some(prepare_checker(

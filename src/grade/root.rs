@@ -24,6 +24,8 @@ pub struct ResolvedRoot {
     pub rootfs: PathBuf,
     /// Environment from the image config (PATH first if the image sets one).
     pub env: Vec<(String, String)>,
+    /// The image's `User` (uid, gid) if it names one that is not root.
+    pub user: Option<(u32, u32)>,
     pub labels: BTreeMap<String, String>,
     /// Keeps the image from being removed while the suite runs (an image lease).
     pub lease: Option<Arc<dyn std::any::Any + Send + Sync>>,
@@ -45,6 +47,7 @@ impl ResolvedRoot {
         ResolvedRoot {
             rootfs: rootfs.into(),
             env: Vec::new(),
+            user: None,
             labels: BTreeMap::new(),
             lease: None,
         }
@@ -83,9 +86,11 @@ impl StoreResolver {
         let store =
             crate::image::ImageStore::open(&self.state_dir).map_err(|e| self.in_store(e))?;
         let lease = store.lease(name).map_err(|e| self.in_store(e))?;
+        let defaults = crate::image::Defaults::of(&lease.image.config, &lease.image.rootfs);
         Ok(ResolvedRoot {
             rootfs: lease.image.rootfs.clone(),
-            env: lease.image.config.env.clone(),
+            env: defaults.env,
+            user: defaults.user,
             labels: lease.image.config.labels.clone(),
             lease: Some(Arc::new(lease)),
         })

@@ -1,25 +1,27 @@
 //! Compile once, then run every test in its own fresh cell, `jobs` at a time.
 //!
-//! Layout of the cells: the submission's files are copied to a host directory owned by the
-//! cell uid. The compile cell gets it bound **writable** at `/work` (its cwd); every test cell
-//! gets the same directory bound **read-only** at `/work`, so tests see the built program
-//! but cannot change it or leave anything for the next test. Programs can write to `/tmp`
-//! (a fresh tmpfs per cell).
+//! The submission builds through [`compile_once`] (the one compile step, shared with `run
+//! --lang` and the daemon): the compiler works in its cell's own size-capped work dir, and
+//! what it leaves there (sources and the built program) is the artifact. Every test cell
+//! gets the artifact as its files in a fresh work dir, so a test cannot change what the next
+//! one runs, no host directory is written, and test cells of one suite share one shape (they
+//! come from the warm pool).
 
-use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::mpsc;
 use std::time::Instant;
 
+use crate::image::{Defaults, Given};
+use crate::lang::{compile_once, CompileVerdict, Compiled};
 use crate::result::{RunResult, Verdict};
 use crate::sandbox::{CancelToken, Launcher};
-use crate::spec::{BindMount, LimitBounds, Limits, RunSpec, StdinSource, DEFAULT_UID};
+use crate::spec::{FileSpec, LimitBounds, Limits, RunSpec, StdinSource};
 
 use super::checker::{run_checker, CheckerVerdict};
 use super::comparator::{compare, compare_regex, Comparator};
 use super::prepare::{BoxFile, PreparedSuite, PreparedTest};
 use super::report::{CompileOutcome, GradeReport, TestOutcome, TestVerdict};
-use super::workspace::BoxDir;
+use super::root::ResolvedRoot;
 
 /// How to grade.
 #[derive(Debug, Clone)]
@@ -28,8 +30,6 @@ pub struct GradeOptions {
     pub jobs: usize,
     /// Stop starting tests after the first failure (the rest are SKIPPED).
     pub fail_fast: bool,
-    /// Where the build directory is created on the host.
-    pub temp_dir: PathBuf,
     /// Cancels the grading (running cells end, the rest are SKIPPED).
     pub cancel: Option<CancelToken>,
     /// Run even where the host cannot enforce a limit (see `RunSpec::allow_degraded`).
@@ -41,7 +41,6 @@ impl Default for GradeOptions {
         GradeOptions {
             jobs: default_jobs(),
             fail_fast: false,
-            temp_dir: std::env::temp_dir(),
             cancel: None,
             allow_degraded: false,
         }
@@ -66,8 +65,6 @@ pub enum GradeEvent<'a> {
 pub const WORK_DIR: &str = "/work";
 /// Most bytes of compiler output kept in the report.
 const COMPILE_OUTPUT_BYTES: usize = 32 * 1024;
-/// Largest compiled checker read back into memory.
-const MAX_CHECKER_BYTES: u64 = 64 << 20;
 
 /// Grades the prepared suite. Never panics on bad programs; sandbox failures become verdict
 /// XX (and exit code 125).
@@ -93,38 +90,30 @@ pub fn grade(
         report
     };
 
-    let workdir = match BoxDir::create(&opts.temp_dir, &suite.submission, DEFAULT_UID, DEFAULT_UID)
-    {
-        Ok(b) => b,
-        Err(e) => {
-            report.message = Some(format!(
-                "cannot create the build directory in {}: {e}",
-                opts.temp_dir.display()
-            ));
-            report.tests = skip_all("sandbox error");
-            return finish(report);
+    let submission: Vec<FileSpec> = suite.submission.iter().map(BoxFile::to_file).collect();
+    let artifact = match &suite.compile {
+        None => submission,
+        Some(compile) => {
+            report.cells.compile += 1;
+            let (outcome, artifact) = build(
+                launcher,
+                &suite.root,
+                &suite.env,
+                compile,
+                &suite.compile_limits,
+                submission,
+                opts,
+            );
+            on_event(GradeEvent::Compiled(&outcome));
+            let failed = outcome.verdict != "OK";
+            report.compile = Some(outcome);
+            if failed {
+                report.tests = skip_all("not run: the submission did not compile");
+                return finish(report);
+            }
+            artifact
         }
     };
-
-    if let Some(compile) = &suite.compile {
-        report.cells.compile += 1;
-        let outcome = build(
-            launcher,
-            &suite.root.rootfs,
-            &suite.env,
-            compile,
-            &suite.compile_limits,
-            &workdir,
-            opts,
-        );
-        on_event(GradeEvent::Compiled(&outcome));
-        let failed = outcome.verdict != "OK";
-        report.compile = Some(outcome);
-        if failed {
-            report.tests = skip_all("not run: the submission did not compile");
-            return finish(report);
-        }
-    }
 
     let checker_files = match prepare_checker_files(launcher, suite, opts, &mut report) {
         Ok(files) => files,
@@ -138,7 +127,7 @@ pub fn grade(
     let shared = Shared {
         launcher,
         suite,
-        work: workdir.path().to_path_buf(),
+        artifact,
         checker_files,
         cancel: opts.cancel.clone(),
         fail_fast: opts.fail_fast,
@@ -179,7 +168,6 @@ pub fn grade(
             })
         })
         .collect();
-    drop(workdir);
     finish(report)
 }
 
@@ -196,16 +184,14 @@ fn prepare_checker_files(
     let Some(compile) = &checker.compile else {
         return Ok(checker.files.clone());
     };
-    let dir = BoxDir::create(&opts.temp_dir, &checker.files, DEFAULT_UID, DEFAULT_UID)
-        .map_err(|e| format!("cannot create the checker's build directory: {e}"))?;
     report.cells.checker_compile += 1;
-    let outcome = build(
+    let (outcome, artifact) = build(
         launcher,
-        &checker.root.rootfs,
+        &checker.root,
         &checker.root.env,
         compile,
         &checker.compile_limits,
-        &dir,
+        checker.files.iter().map(BoxFile::to_file).collect(),
         opts,
     );
     let ok = outcome.verdict == "OK";
@@ -214,34 +200,34 @@ fn prepare_checker_files(
     if !ok {
         return Err(why);
     }
-    dir.read_files(MAX_CHECKER_BYTES)
-        .map_err(|e| format!("reading the built checker: {e}"))
+    Ok(artifact.into_iter().map(BoxFile::from_file).collect())
 }
 
-/// Runs a compile command with the work dir bound writable.
+/// Runs a compile command over `files` ([`compile_once`]): the report's outcome and the
+/// artifact (empty unless it built).
 fn build(
     launcher: &Launcher,
-    rootfs: &std::path::Path,
+    root: &ResolvedRoot,
     env: &[(String, String)],
     argv: &[String],
     limits: &Limits,
-    dir: &BoxDir,
+    files: Vec<FileSpec>,
     opts: &GradeOptions,
-) -> CompileOutcome {
-    let cancel = opts.cancel.as_ref();
-    let mut spec = RunSpec::new(rootfs, argv.to_vec());
-    spec.allow_degraded = opts.allow_degraded;
-    spec.env = env.to_vec();
-    spec.limits = limits.clone();
-    spec.binds = vec![BindMount {
-        source: dir.path().to_path_buf(),
-        target: WORK_DIR.into(),
-        writable: true,
-    }];
-    let result = match spec.validate(&LimitBounds::default()) {
-        Ok(s) => launcher.run(&s, &mut |_| {}, cancel),
-        Err(e) => RunResult::sandbox_error(format!("compile spec: {e}")),
+) -> (CompileOutcome, Vec<FileSpec>) {
+    let mut spec = cell_spec(root, env, argv.to_vec(), limits, opts.allow_degraded);
+    spec.files = files;
+    let compiled = match spec.validate(&LimitBounds::default()) {
+        Ok(s) => compile_once(launcher, &s, &mut |_| {}, opts.cancel.as_ref()),
+        Err(e) => {
+            let message = format!("compile spec: {e}");
+            Compiled {
+                result: RunResult::sandbox_error(message.clone()),
+                verdict: CompileVerdict::SandboxError(message),
+                artifact: Vec::new(),
+            }
+        }
     };
+    let result = &compiled.result;
     let mut output = String::from_utf8_lossy(&result.stdout.bytes).into_owned();
     output.push_str(&String::from_utf8_lossy(&result.stderr.bytes));
     if output.len() > COMPILE_OUTPUT_BYTES {
@@ -252,43 +238,56 @@ fn build(
         output.truncate(cut);
         output.push_str("\n[compiler output truncated]\n");
     }
-    let (verdict, message) = match result.verdict {
-        Verdict::OK => ("OK", None),
-        Verdict::XX | Verdict::CANCELLED => ("XX", result.message.clone()),
-        Verdict::RE => (
-            "CE",
-            Some(format!(
-                "the compiler exited with code {}",
-                result.exit_code.unwrap_or(-1)
-            )),
-        ),
-        Verdict::TO => ("CE", Some("compilation exceeded its time limit".into())),
-        Verdict::MLE => ("CE", Some("compilation exceeded its memory limit".into())),
-        Verdict::OLE => ("CE", Some("the compiler printed too much".into())),
-        Verdict::SG | Verdict::CE => (
-            "CE",
-            Some(format!(
-                "the compiler was killed by signal {}",
-                result.signal.unwrap_or(0)
-            )),
-        ),
+    let verdict = match compiled.verdict.run_verdict() {
+        None => "OK",
+        Some(Verdict::CE) => "CE",
+        Some(_) => "XX",
     };
-    CompileOutcome {
+    let outcome = CompileOutcome {
         verdict: verdict.into(),
         exit_code: result.exit_code,
         time_ms: result.cpu_time_ms,
         wall_time_ms: result.wall_time_ms,
         memory_bytes: result.memory_peak_bytes,
         output,
-        message,
-    }
+        message: compiled.verdict.message().map(str::to_owned),
+    };
+    (outcome, compiled.artifact)
+}
+
+/// A cell of the suite: the root's image defaults ([`Defaults::apply`]: its user; `env` is
+/// the suite's environment, already over the image's), in the work dir.
+fn cell_spec(
+    root: &ResolvedRoot,
+    env: &[(String, String)],
+    argv: Vec<String>,
+    limits: &Limits,
+    allow_degraded: bool,
+) -> RunSpec {
+    let mut spec = RunSpec::new(&root.rootfs, argv);
+    spec.env = env.to_vec();
+    let defaults = Defaults {
+        user: root.user,
+        ..Defaults::default()
+    };
+    let given = Given {
+        command: true,
+        cwd: true,
+        user: false,
+    };
+    // Cannot fail: the command is given.
+    let _ = defaults.apply(&mut spec, given);
+    spec.limits = limits.clone();
+    spec.allow_degraded = allow_degraded;
+    spec
 }
 
 /// State the test workers share.
 struct Shared<'a> {
     launcher: &'a Launcher,
     suite: &'a PreparedSuite,
-    work: PathBuf,
+    /// The files of every test cell: the built program (or the submission as given).
+    artifact: Vec<FileSpec>,
     checker_files: Vec<BoxFile>,
     cancel: Option<CancelToken>,
     fail_fast: bool,
@@ -327,16 +326,15 @@ impl Shared<'_> {
         let suite = self.suite;
         let mut argv = suite.run.clone();
         argv.extend(test.args.iter().cloned());
-        let mut spec = RunSpec::new(&suite.root.rootfs, argv);
-        spec.env = suite.env.clone();
-        spec.limits = test.limits.clone();
+        let mut spec = cell_spec(
+            &suite.root,
+            &suite.env,
+            argv,
+            &test.limits,
+            self.allow_degraded,
+        );
         spec.stdin = StdinSource::Bytes(test.stdin.clone());
-        spec.allow_degraded = self.allow_degraded;
-        spec.binds = vec![BindMount {
-            source: self.work.clone(),
-            target: WORK_DIR.into(),
-            writable: false,
-        }];
+        spec.files = self.artifact.clone();
         let result = match spec.validate(&LimitBounds::default()) {
             Ok(s) => {
                 self.test_cells.fetch_add(1, Ordering::SeqCst);

@@ -18,6 +18,7 @@
 //! ```
 
 mod config;
+mod defaults;
 mod error;
 mod fsutil;
 mod index;
@@ -34,6 +35,7 @@ pub mod tarball;
 pub mod unpack;
 
 pub use config::{image_user, ImageConfig};
+pub use defaults::{merge_env, Defaults, Given, NoCommand};
 pub use error::{ImageError, LimitExceeded};
 pub use limits::UnpackLimits;
 pub use meter::Meter;

@@ -1,13 +1,15 @@
 //! Languages of the images in the store.
 
-use crate::image::{ImageStore, ResolvedImage};
+use crate::image::{Defaults, ImageStore, ResolvedImage};
 
 use super::{LangError, Language};
 
 fn language_of(image: &ResolvedImage) -> Result<Option<Language>, LangError> {
     let mut lang = Language::from_labels(&image.name, &image.config.labels)?;
     if let Some(l) = lang.as_mut() {
-        l.env = image.config.env.clone();
+        let defaults = Defaults::of(&image.config, &image.rootfs);
+        l.env = defaults.env;
+        l.user = defaults.user;
     }
     Ok(lang)
 }

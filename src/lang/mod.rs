@@ -8,14 +8,15 @@
 //! is involved.
 
 mod catalog;
+mod compile;
 mod error;
 mod source;
 mod words;
-mod workdir;
 
 use std::collections::BTreeMap;
 
 pub use catalog::{find_language, list_languages};
+pub use compile::{compile_once, Compiled, CompileVerdict};
 pub use error::LangError;
 pub use source::{run_source, SourceRequest, SourceRunResult, Stage};
 pub use words::split_words;
@@ -42,6 +43,9 @@ pub struct Language {
     /// The image's environment (from its config), passed to both steps.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub env: Vec<(String, String)>,
+    /// The image's `User` (uid, gid), if it names one that is not root.
+    #[serde(skip)]
+    pub user: Option<(u32, u32)>,
 }
 
 impl Language {
@@ -90,6 +94,7 @@ impl Language {
             compile,
             run,
             env: Vec::new(),
+            user: None,
         }))
     }
 

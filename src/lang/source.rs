@@ -2,20 +2,18 @@
 //! grader.
 //!
 //! Interpreted languages run once with the files on the usual work-dir tmpfs. Compiled
-//! languages compile in a first cell whose work dir is a host temp dir bound writable (its own
-//! limits; any failure but a sandbox error is verdict CE with the compiler's output in
-//! `compile`), then run in a second cell with that same dir bound read-only at the work dir
-//! (the program can write to /tmp).
+//! languages build first through [`compile_once`] (its own limits; any failure but a sandbox
+//! error is verdict CE with the compiler's output in `compile`), then run in a second cell
+//! that gets the build's artifact (the compile cell's work dir) as its files.
 
 use serde::Serialize;
 
 use crate::result::{RunResult, Verdict};
 use crate::sandbox::{CancelToken, Launcher, RunEvent};
-use crate::spec::{
-    BindMount, FileSpec, LimitBounds, Limits, RunSpec, SeccompChoice, StdinSource, GIB, MIB,
-};
+use crate::image::{Defaults, Given};
+use crate::spec::{FileSpec, LimitBounds, Limits, RunSpec, SeccompChoice, StdinSource, GIB, MIB};
 
-use super::workdir::SharedWorkDir;
+use super::compile::compile_once;
 use super::{LangError, Language};
 
 /// Which step an event or result belongs to.
@@ -121,8 +119,6 @@ pub fn run_source(
         });
     };
 
-    let probe = RunSpec::new(rootfs, vec!["x".into()]);
-    let shared = SharedWorkDir::create(probe.uid, probe.gid)?;
     let mut compile_spec = base_spec(
         lang,
         rootfs,
@@ -131,43 +127,44 @@ pub fn run_source(
         request.compile_limits.clone(),
     );
     compile_spec.files = files;
-    compile_spec.binds.push(BindMount {
-        source: shared.path().to_owned(),
-        target: compile_spec.work_dir.clone(),
-        writable: true,
-    });
-    // Validate both steps before starting either.
+    // Validate both steps before starting either (the run's files are added after the build).
     let mut run_spec = base_spec(lang, rootfs, run_argv, &request, request.run_limits.clone());
     run_spec.stdin = request.stdin.clone();
-    run_spec.binds.push(BindMount {
-        source: shared.path().to_owned(),
-        target: run_spec.work_dir.clone(),
-        writable: false,
-    });
     let compile_spec = compile_spec.validate(bounds)?;
-    let run_spec = run_spec.validate(bounds)?;
+    run_spec.clone().validate(bounds)?;
 
-    let compile = launcher.run(&compile_spec, &mut |e| on_event(Stage::Compile, e), cancel);
-    let failed = match compile.verdict {
-        Verdict::OK => None,
-        v @ (Verdict::XX | Verdict::CANCELLED) => Some(v),
-        _ => Some(Verdict::CE),
-    };
-    if let Some(verdict) = failed {
+    let compiled = compile_once(
+        launcher,
+        &compile_spec,
+        &mut |e| on_event(Stage::Compile, e),
+        cancel,
+    );
+    if let Some(verdict) = compiled.verdict.run_verdict() {
+        let mut compile = compiled.result;
+        if compile.message.is_none() {
+            compile.message = compiled.verdict.message().map(str::to_owned);
+        }
         return Ok(SourceRunResult {
             verdict,
             compile: Some(compile),
             run: None,
         });
     }
-    let run = launcher.run(&run_spec, &mut |e| on_event(Stage::Run, e), cancel);
+    run_spec.files = compiled.artifact;
+    let run = match run_spec.validate(bounds) {
+        Ok(spec) => launcher.run(&spec, &mut |e| on_event(Stage::Run, e), cancel),
+        Err(e) => RunResult::sandbox_error(format!("the built program cannot be run: {e}")),
+    };
     Ok(SourceRunResult {
         verdict: run.verdict,
-        compile: Some(compile),
+        compile: Some(compiled.result),
         run: Some(run),
     })
 }
 
+/// A step's spec: the language image's defaults ([`Defaults::apply`]: its environment
+/// under the request's, its user) without `HOME` (it names the image's home, not one the
+/// program can use); a language always runs in its work dir.
 fn base_spec(
     lang: &Language,
     rootfs: &std::path::Path,
@@ -176,13 +173,20 @@ fn base_spec(
     limits: Limits,
 ) -> RunSpec {
     let mut spec = RunSpec::new(rootfs, argv);
-    spec.env = lang
-        .env
-        .iter()
-        .chain(&request.env)
-        .filter(|(k, _)| k != "HOME")
-        .cloned()
-        .collect();
+    spec.env = request.env.clone();
+    let defaults = Defaults {
+        env: lang.env.iter().filter(|(k, _)| k != "HOME").cloned().collect(),
+        user: lang.user,
+        ..Defaults::default()
+    };
+    let given = Given {
+        command: true,
+        cwd: true,
+        user: false,
+    };
+    // Cannot fail: the command is given.
+    let _ = defaults.apply(&mut spec, given);
+    spec.env.retain(|(k, _)| k != "HOME");
     spec.limits = limits;
     spec.seccomp = request.seccomp.clone();
     spec.allow_degraded = request.allow_degraded;
@@ -217,6 +221,7 @@ mod tests {
             compile: None,
             run: "python3 main.py".into(),
             env: vec![("HOME".into(), "/root".into()), ("A".into(), "1".into())],
+            user: Some((1000, 1000)),
         }
     }
 
@@ -256,6 +261,7 @@ mod tests {
             Limits::default(),
         );
         assert!(!spec.env.iter().any(|(k, _)| k == "HOME"));
+        assert_eq!((spec.uid, spec.gid), (1000, 1000));
         // Later entries win in the launcher's environment.
         assert_eq!(
             spec.env.last().unwrap(),

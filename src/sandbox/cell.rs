@@ -13,6 +13,7 @@ use super::janitor::{Finished, Janitor};
 use super::launcher::{open_stdin, CancelToken, RunEvent};
 use super::plan::cgroup_limits;
 use super::supervisor::{self, KillReason, Observed, Watch};
+use super::work_disk::WorkDisk;
 use super::{go, ipc, sys, SandboxError};
 use crate::result::{RunResult, Verdict};
 use crate::spec::RunSpec;
@@ -51,8 +52,12 @@ impl Cell {
     }
 
     /// Starts `spec` in a cell prepared ahead: writes the run's limits into its cgroup and
-    /// sends it the run (stdin and the run message).
-    pub fn start(&mut self, spec: &RunSpec) -> Result<(), SandboxError> {
+    /// sends it the run (stdin, the run message and, if given, the work disk to attach).
+    pub fn start(
+        &mut self,
+        spec: &RunSpec,
+        work_disk: Option<&WorkDisk>,
+    ) -> Result<(), SandboxError> {
         let Some(control) = &self.control else {
             return Err(SandboxError::prepare(
                 "send the run to the cell",
@@ -65,11 +70,15 @@ impl Cell {
         let stdin = open_stdin(&spec.stdin)?;
         let message =
             go::encode(spec).map_err(|e| SandboxError::prepare("write the run message", e))?;
-        ipc::send(control.as_fd(), b"run", &[stdin.as_fd(), message.as_fd()])
+        let mut fds = vec![stdin.as_fd(), message.as_fd()];
+        fds.extend(work_disk.map(WorkDisk::as_fd));
+        ipc::send(control.as_fd(), b"run", &fds)
             .map_err(|e| SandboxError::prepare("send the run to the cell", e))
     }
 
-    /// Supervises the started run until it ends, judges it and tears the cell down.
+    /// Supervises the started run until it ends, judges it, calls `before_teardown` with
+    /// the result (the cell's mounts still stand: a work disk is read back there) and tears
+    /// the cell down.
     pub fn supervise(
         self,
         spec: &RunSpec,
@@ -77,6 +86,7 @@ impl Cell {
         on_event: &mut dyn FnMut(RunEvent<'_>),
         cancel: Option<&CancelToken>,
         teardown: Teardown<'_>,
+        before_teardown: &mut dyn FnMut(&RunResult),
     ) -> RunResult {
         let Cell {
             pid,
@@ -109,6 +119,7 @@ impl Cell {
         );
         drop(control);
         let result = judge(&observed, cgroup.as_ref(), spec);
+        before_teardown(&result);
         let finished = Finished {
             pid,
             pidfd,

@@ -192,6 +192,12 @@ pub(super) enum Step {
         slot: usize,
         target: CString,
     },
+    /// Attach a detached mount (a [`WorkDisk`](super::work_disk::WorkDisk)) over the work
+    /// dir, then close its descriptor.
+    AttachWorkDisk {
+        fd: RawFd,
+        target: CString,
+    },
     Mkdir {
         path: CString,
         mode: u32,
@@ -332,6 +338,11 @@ impl Step {
                 let fd = *slots.get(*slot).ok_or(libc::EINVAL)?;
                 let result = sys::move_mount_onto(fd, target);
                 sys::close(fd);
+                result
+            }
+            Step::AttachWorkDisk { fd, target } => {
+                let result = sys::move_mount_onto(*fd, target);
+                sys::close(*fd);
                 result
             }
             Step::Mkdir { path, mode, owner } => {
@@ -481,6 +492,9 @@ impl Step {
             }
             Step::MoveMount { target, .. } => {
                 out.push(b"bind onto ").push(target.as_bytes());
+            }
+            Step::AttachWorkDisk { target, .. } => {
+                out.push(b"attach the work disk at ").push(target.as_bytes());
             }
             Step::Mkdir { path, .. } => {
                 out.push(b"mkdir ").push(path.as_bytes());

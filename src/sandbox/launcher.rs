@@ -31,9 +31,10 @@ use super::spawner::Spawner;
 use super::sys::{self, CloneArgs, CLONE_INTO_CGROUP};
 use super::timens;
 use super::warm::{CellFactory, WarmPool};
+use super::work_disk::{CaptureBounds, CaptureError, WorkDisk};
 use super::{ipc, mounts, plan, seccomp, SandboxError};
 use crate::result::{RunResult, Verdict};
-use crate::spec::{RunSpec, StdinSource, ValidatedSpec};
+use crate::spec::{FileSpec, RunSpec, StdinSource, ValidatedSpec};
 
 /// Where runs got their cells from, and how many run (see [`Launcher::cell_counts`]).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -231,6 +232,47 @@ impl Launcher {
         on_event: &mut dyn FnMut(RunEvent<'_>),
         cancel: Option<&CancelToken>,
     ) -> RunResult {
+        self.run_with(spec, None, on_event, cancel)
+    }
+
+    /// Runs one cell whose work dir is a [`WorkDisk`] (sized by the spec's `disk` and
+    /// `inodes`) and, when the run ends OK, reads the files it left there before the cell
+    /// is torn down: how a compile step's artifact leaves its cell. `files` is `None` when
+    /// the run did not end OK (nothing was read).
+    pub fn run_capturing(
+        &self,
+        spec: &ValidatedSpec,
+        bounds: CaptureBounds,
+        on_event: &mut dyn FnMut(RunEvent<'_>),
+        cancel: Option<&CancelToken>,
+    ) -> Captured {
+        let s = spec.spec();
+        let disk = match WorkDisk::create(s.limits.disk, s.limits.inodes, s.uid, s.gid) {
+            Ok(disk) => disk,
+            Err(e) => {
+                return Captured {
+                    result: RunResult::sandbox_error(e.to_string()),
+                    files: None,
+                }
+            }
+        };
+        let mut files = None;
+        let capture = Capture {
+            disk: Some(disk),
+            bounds,
+            files: &mut files,
+        };
+        let result = self.run_with(spec, Some(capture), on_event, cancel);
+        Captured { result, files }
+    }
+
+    fn run_with(
+        &self,
+        spec: &ValidatedSpec,
+        capture: Option<Capture<'_>>,
+        on_event: &mut dyn FnMut(RunEvent<'_>),
+        cancel: Option<&CancelToken>,
+    ) -> RunResult {
         let cancelled = || {
             let mut r = RunResult::sandbox_error("cancelled before start");
             r.verdict = Verdict::CANCELLED;
@@ -243,7 +285,7 @@ impl Launcher {
         let Some(_permit) = self.permits.acquire(cancel) else {
             return cancelled();
         };
-        match self.try_run(spec.spec(), on_event, cancel) {
+        match self.try_run(spec.spec(), capture, on_event, cancel) {
             Ok(result) => result,
             Err(e) => RunResult::sandbox_error(e.to_string()),
         }
@@ -289,6 +331,7 @@ impl Launcher {
     fn try_run(
         &self,
         spec: &RunSpec,
+        capture: Option<Capture<'_>>,
         on_event: &mut dyn FnMut(RunEvent<'_>),
         cancel: Option<&CancelToken>,
     ) -> Result<RunResult, SandboxError> {
@@ -312,8 +355,8 @@ impl Launcher {
             )));
         }
         let mut result = match &self.factory {
-            Some(factory) => self.run_prepared(factory, spec, on_event, cancel)?,
-            None => self.run_in_process(spec, on_event, cancel)?,
+            Some(factory) => self.run_prepared(factory, spec, capture, on_event, cancel)?,
+            None => self.run_in_process(spec, capture, on_event, cancel)?,
         };
         result.degraded = degraded;
         Ok(result)
@@ -323,6 +366,7 @@ impl Launcher {
     fn run_in_process(
         &self,
         spec: &RunSpec,
+        mut capture: Option<Capture<'_>>,
         on_event: &mut dyn FnMut(RunEvent<'_>),
         cancel: Option<&CancelToken>,
     ) -> Result<RunResult, SandboxError> {
@@ -348,18 +392,24 @@ impl Launcher {
             .iter()
             .flat_map(|cg| cg.join_fds().iter().map(AsRawFd::as_raw_fd))
             .collect();
-        let init_steps = plan::init_steps(
-            spec,
-            entry,
-            &join,
-            &[
-                stdin.as_raw_fd(),
-                out_w.as_raw_fd(),
-                err_w.as_raw_fd(),
-                report_w.as_raw_fd(),
-                status_w.as_raw_fd(),
-            ],
-        )?;
+        let disk_fd = capture
+            .as_ref()
+            .and_then(|c| c.disk.as_ref())
+            .map(|d| d.as_fd().as_raw_fd());
+        let mut pass = vec![
+            stdin.as_raw_fd(),
+            out_w.as_raw_fd(),
+            err_w.as_raw_fd(),
+            report_w.as_raw_fd(),
+            status_w.as_raw_fd(),
+        ];
+        pass.extend(disk_fd);
+        let init_steps = plan::init_steps(spec, entry, &join, &pass)?;
+        let mut files: Vec<_> = disk_fd
+            .map(|fd| mounts::attach_work_disk(spec, fd))
+            .into_iter()
+            .collect();
+        files.extend(mounts::file_steps(spec));
         let cell = CellPlan {
             init_steps,
             stdout: out_w.as_fd(),
@@ -370,7 +420,7 @@ impl Launcher {
         };
         let mut stack = vec![0u8; child::PROGRAM_STACK];
         let mut run = ReadyRun {
-            files: mounts::file_steps(spec),
+            files,
             program: ChildPlan {
                 program_steps: plan::program_steps(
                     spec,
@@ -430,7 +480,14 @@ impl Launcher {
             control: None,
             cgroup,
         };
-        Ok(cell.supervise(spec, started, on_event, cancel, Teardown::Inline))
+        Ok(cell.supervise(
+            spec,
+            started,
+            on_event,
+            cancel,
+            Teardown::Inline,
+            &mut |result| collect(&mut capture, result),
+        ))
     }
 
     /// Takes a prepared cell (warm, or cloned now through the spawner), sends it the run and
@@ -439,6 +496,7 @@ impl Launcher {
         &self,
         factory: &CellFactory,
         spec: &RunSpec,
+        mut capture: Option<Capture<'_>>,
         on_event: &mut dyn FnMut(RunEvent<'_>),
         cancel: Option<&CancelToken>,
     ) -> Result<RunResult, SandboxError> {
@@ -457,14 +515,44 @@ impl Launcher {
             Some(cell) => cell,
             None => factory.prepare(&shape)?,
         };
-        if let Err(e) = cell.start(spec) {
+        if let Err(e) = cell.start(spec, capture.as_ref().and_then(|c| c.disk.as_ref())) {
             factory.discard(cell);
             return Err(e);
         }
         let started = Instant::now();
         on_event(RunEvent::Started);
         let teardown = Teardown::Janitor(&factory.janitor);
-        Ok(cell.supervise(spec, started, on_event, cancel, teardown))
+        Ok(cell.supervise(spec, started, on_event, cancel, teardown, &mut |result| {
+            collect(&mut capture, result)
+        }))
+    }
+}
+
+/// A run's work disk, what may be read back from it, and where the files go.
+struct Capture<'a> {
+    /// Dropped once read: its pages are freed before the cell's cgroup is removed or reused.
+    disk: Option<WorkDisk>,
+    bounds: CaptureBounds,
+    files: &'a mut Option<Result<Vec<FileSpec>, CaptureError>>,
+}
+
+/// What [`Launcher::run_capturing`] returns.
+#[derive(Debug)]
+pub struct Captured {
+    pub result: RunResult,
+    /// The files the run left in its work dir; `None` unless it ended OK.
+    pub files: Option<Result<Vec<FileSpec>, CaptureError>>,
+}
+
+/// Reads the work disk back after a run that ended OK and drops it, before the cell's
+/// teardown: its pages are freed with the cell's mounts, before the cgroup is removed or
+/// reused.
+fn collect(capture: &mut Option<Capture<'_>>, result: &RunResult) {
+    let Some(c) = capture.as_mut() else { return };
+    if let Some(disk) = c.disk.take() {
+        if result.verdict == Verdict::OK {
+            *c.files = Some(disk.read_files(c.bounds));
+        }
     }
 }
 

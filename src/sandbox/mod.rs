@@ -42,7 +42,9 @@ mod supervisor;
 pub(crate) mod sys;
 pub mod timens;
 mod warm;
+mod work_disk;
 
 pub use error::SandboxError;
-pub use launcher::{CancelToken, CellCounts, Launcher, LauncherConfig, RunEvent};
+pub use launcher::{CancelToken, Captured, CellCounts, Launcher, LauncherConfig, RunEvent};
+pub use work_disk::{CaptureBounds, CaptureError};
 pub use spawner::{spawner_main, SPAWNER_ARG};

@@ -260,6 +260,15 @@ pub(super) fn file_steps(spec: &RunSpec) -> Vec<Step> {
     steps
 }
 
+/// The step that puts a work disk (its descriptor `fd`, closed by the step) over the work
+/// dir; it comes before [`file_steps`], so the run's files land on the disk.
+pub(super) fn attach_work_disk(spec: &RunSpec, fd: std::os::fd::RawFd) -> Step {
+    Step::AttachWorkDisk {
+        fd,
+        target: cstr(spec.work_dir.as_str()),
+    }
+}
+
 /// Mkdir steps for the directories above `rel` (relative to `base`), owned by the program.
 fn push_parent_dirs(steps: &mut Vec<Step>, base: &str, rel: &str, owner: (u32, u32)) {
     let mut path = base.to_string();

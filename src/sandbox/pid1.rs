@@ -13,7 +13,7 @@
 //!
 //! The program process only ever walks its prepared step list (`child.rs`).
 
-use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd, RawFd};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, IntoRawFd, RawFd};
 use std::sync::Arc;
 
 use super::child::{self, ChildPlan, Label, Step, MAX_BIND_SLOTS};
@@ -93,7 +93,10 @@ fn await_run(plan: &CellPlan<'_>, awaited: &Awaited<'_>, slots: &mut [RawFd; MAX
         Ok(r) => r,
         Err(e) => child::fail(error_fd, &Label::text(RECEIVE), errno_of(&e)),
     };
-    let Ok([stdin, message]) = <[OwnedFd; 2]>::try_from(received.fds) else {
+    let mut fds = received.fds.into_iter();
+    let (Some(stdin), Some(message), work_disk, None) =
+        (fds.next(), fds.next(), fds.next(), fds.next())
+    else {
         child::fail(error_fd, &Label::text(RECEIVE), libc::EINVAL)
     };
     let mut spec = match go::decode(message) {
@@ -109,7 +112,12 @@ fn await_run(plan: &CellPlan<'_>, awaited: &Awaited<'_>, slots: &mut [RawFd; MAX
         Err(e) => child::fail(error_fd, &Label::text(RECEIVE), e as i32),
     };
 
-    let files = mounts::file_steps(&spec);
+    let mut files = Vec::new();
+    if let Some(disk) = work_disk {
+        // Owned by the step from here: it closes the descriptor once attached.
+        files.push(mounts::attach_work_disk(&spec, disk.into_raw_fd()));
+    }
+    files.extend(mounts::file_steps(&spec));
     spec.files = Vec::new();
     let fds: [RawFd; 3] = [stdin, plan.stdout.as_raw_fd(), plan.stderr.as_raw_fd()];
     let program = ChildPlan {
