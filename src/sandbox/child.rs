@@ -280,7 +280,9 @@ impl Step {
             }
             Step::JoinCgroup(fd) => sys::write_all(*fd, b"0"),
             Step::Close(fd) => {
-                sys::close(*fd);
+                // SAFETY: the step list owns its descriptors; this process (a cell's PID 1)
+                // ends in execve or _exit and never drops an owner of them.
+                unsafe { sys::close(*fd) };
                 Ok(())
             }
             Step::UnshareCgroupNamespace => sys::unshare(libc::CLONE_NEWCGROUP),
@@ -337,12 +339,15 @@ impl Step {
             Step::MoveMount { slot, target } => {
                 let fd = *slots.get(*slot).ok_or(libc::EINVAL)?;
                 let result = sys::move_mount_onto(fd, target);
-                sys::close(fd);
+                // SAFETY: OpenTree put a descriptor only this step list owns in the slot.
+                unsafe { sys::close(fd) };
                 result
             }
             Step::AttachWorkDisk { fd, target } => {
                 let result = sys::move_mount_onto(*fd, target);
-                sys::close(*fd);
+                // SAFETY: the step was handed the disk's descriptor (a copy inherited at the
+                // clone or received with the run); nothing else in this process owns it.
+                unsafe { sys::close(*fd) };
                 result
             }
             Step::Mkdir { path, mode, owner } => {
@@ -364,7 +369,9 @@ impl Step {
             Step::SetHostname(name) => sys::sethostname(name.as_bytes()),
             Step::LoopbackUp => sys::loopback_up(),
             Step::NewSession => sys::setsid(),
-            Step::DupOnto { from, to } => sys::dup_onto(*from, *to),
+            // SAFETY: the program process replaces its 0-2 before execve; nothing in it owns
+            // them (its copies of the launcher's owners are never dropped).
+            Step::DupOnto { from, to } => unsafe { sys::dup_onto(*from, *to) },
             Step::SetRlimit {
                 resource,
                 soft,
@@ -598,9 +605,13 @@ pub(super) fn start_program(plan: &ChildPlan, stack: &mut [u8]) -> ! {
 /// PID 1 after the fork: drop privileges, reap every process, report the program's status.
 /// When PID 1 exits, the kernel kills every other process of the pid namespace.
 fn reap(plan: &ChildPlan, program: libc::pid_t) -> ! {
-    sys::close(plan.error_fd);
-    for &fd in &plan.reaper_closes {
-        sys::close(fd);
+    // SAFETY: PID 1 ends in _exit below and never drops the owners of these copies (the
+    // plan's borrowed pipe ends), so closing them by number cannot double-close.
+    unsafe {
+        sys::close(plan.error_fd);
+        for &fd in &plan.reaper_closes {
+            sys::close(fd);
+        }
     }
     let _ = sys::prctl(libc::PR_SET_NO_NEW_PRIVS, 1, 0);
     let _ = sys::clear_capabilities();

@@ -83,8 +83,9 @@ pub(super) fn recv(sock: BorrowedFd<'_>, max: usize) -> std::io::Result<Received
         let mut fds = Vec::new();
         for cmsg in msg.cmsgs()? {
             if let ControlMessageOwned::ScmRights(raw) = cmsg {
-                // Fresh descriptors in this process, owned by no one else: wrap them at once.
-                fds.extend(raw.into_iter().map(sys::own_fd));
+                // SAFETY: SCM_RIGHTS just installed these descriptors in this process; no
+                // one else owns them, so they are wrapped at once.
+                fds.extend(raw.into_iter().map(|fd| unsafe { sys::own_fd(fd) }));
             }
         }
         let n = msg.bytes;

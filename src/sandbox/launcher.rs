@@ -465,7 +465,8 @@ impl Launcher {
                 ))
             }
         };
-        let pidfd = sys::own_fd(pidfd);
+        // SAFETY: clone3 just returned this pidfd; nothing else owns it.
+        let pidfd = unsafe { sys::own_fd(pidfd) };
         // The child has its copies; the parent keeps only the read ends.
         drop((cell, run));
         drop((stdin, out_w, err_w, report_w, status_w));

@@ -353,7 +353,8 @@ fn clone_cell(body: &[u8], fds: Vec<OwnedFd>) -> Result<(libc::pid_t, OwnedFd), 
     // which never returns (it execs or exits).
     match unsafe { sys::clone3(&mut args) } {
         Ok(0) => pid1::main(&cell, Run::Awaited),
-        Ok(pid) => Ok((pid, sys::own_fd(pidfd))),
+        // SAFETY: clone3 just returned this pidfd; nothing else owns it.
+        Ok(pid) => Ok((pid, unsafe { sys::own_fd(pidfd) })),
         Err(errno) => Err(format!(
             "clone3: {}",
             std::io::Error::from_raw_os_error(errno)

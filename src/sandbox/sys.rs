@@ -201,7 +201,8 @@ pub fn write_new_file(path: &CStr, content: &[u8], mode: u32, uid: u32, gid: u32
         // SAFETY: fd is the file we just opened.
         check(unsafe { libc::fchmod(fd, mode) }).map(drop)
     });
-    close(fd);
+    // SAFETY: fd was opened above and is owned by nothing else.
+    unsafe { close(fd) };
     result
 }
 
@@ -223,9 +224,14 @@ pub fn write_all(fd: RawFd, mut buf: &[u8]) -> SysResult<()> {
 }
 
 /// close(2), ignoring errors.
-pub fn close(fd: RawFd) {
-    // SAFETY: closing a descriptor number has no memory-safety effects; callers only pass
-    // descriptors they own in this process.
+///
+/// # Safety
+/// `fd` must be a descriptor the caller owns and that no `OwnedFd`/`File` of this process
+/// still owns (I/O safety: it would be closed twice, or close a reused number). In a cell's
+/// processes, which end in execve or _exit and never drop their owners, a step list's own
+/// descriptors qualify.
+pub unsafe fn close(fd: RawFd) {
+    // SAFETY: the caller owns `fd` (above).
     unsafe { libc::close(fd) };
 }
 
@@ -236,7 +242,11 @@ pub fn close_range(first: u32, last: u32, flags: u32) -> SysResult<()> {
 }
 
 /// dup2(2) that also clears close-on-exec when `from == to`.
-pub fn dup_onto(from: RawFd, to: RawFd) -> SysResult<()> {
+///
+/// # Safety
+/// `to` is closed and replaced: no owner in this process may still own it (a cell's program
+/// process replacing its 0-2 before execve qualifies).
+pub unsafe fn dup_onto(from: RawFd, to: RawFd) -> SysResult<()> {
     if from == to {
         // SAFETY: fcntl on a descriptor number with integer arguments.
         return check(unsafe { libc::fcntl(from, libc::F_SETFD, 0) }).map(drop);
@@ -436,7 +446,8 @@ pub fn loopback_up() -> SysResult<()> {
         // SAFETY: req is a valid ifreq for SIOCSIFFLAGS.
         check(unsafe { libc::ioctl(fd, libc::SIOCSIFFLAGS, &req) })
     });
-    close(fd);
+    // SAFETY: fd is the socket opened above, owned by nothing else.
+    unsafe { close(fd) };
     result.map(drop)
 }
 
@@ -495,8 +506,11 @@ pub fn pidfd_send_signal(pidfd: BorrowedFd<'_>, signal: c_int) -> SysResult<()> 
 }
 
 /// Takes ownership of a raw descriptor the kernel handed us (e.g. clone3's pidfd).
-pub fn own_fd(fd: RawFd) -> OwnedFd {
-    // SAFETY: callers only pass a freshly returned descriptor that nothing else owns.
+///
+/// # Safety
+/// `fd` must be open and owned by nothing else (freshly returned by the kernel).
+pub unsafe fn own_fd(fd: RawFd) -> OwnedFd {
+    // SAFETY: the caller hands over sole ownership of an open descriptor (above).
     unsafe { OwnedFd::from_raw_fd(fd) }
 }
 
