@@ -253,12 +253,8 @@ fn a_compile_writing_2_gib_is_stopped_by_its_disk_cap_and_leaves_nothing() {
     cmd.args(["grade", "--format", "json", &path(&dir)])
         .env("TMPDIR", tmp.path());
     let out = cmd.output().unwrap();
-    let r: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
-        panic!(
-            "no report ({e}): {}",
-            String::from_utf8_lossy(&out.stderr)
-        )
-    });
+    let r: serde_json::Value = serde_json::from_slice(&out.stdout)
+        .unwrap_or_else(|e| panic!("no report ({e}): {}", String::from_utf8_lossy(&out.stderr)));
     assert_eq!(out.status.code(), Some(1), "{r:#}");
     assert_eq!(r["compile"]["verdict"], "CE", "{r:#}");
     assert_eq!(r["compile"]["exit_code"], 7, "{r:#}");

@@ -13,8 +13,8 @@ use super::dto::{Encoding, LimitsInput, RunRequest};
 use super::error::ApiError;
 use super::images::{ImageCatalog, ServedImage, ServedLanguage};
 use super::store::App;
-use crate::image::{Defaults, Given};
 use crate::image::ImageLease;
+use crate::image::{Defaults, Given};
 use crate::lang::{Language, SourceRequest};
 use crate::spec::{FileSpec, LimitBounds, Limits, RunSpec, StdinSource, ValidatedSpec};
 

@@ -167,7 +167,7 @@ fn run(args: &GradeArgs) -> Result<i32, Failure> {
     };
 
     let bar = progress_bar(prepared.tests.len() as u64, args.no_progress);
-    let report = grade::grade(&launcher, &prepared, &opts, &mut |event| match event {
+    let mut report = grade::grade(&launcher, &prepared, &opts, &mut |event| match event {
         GradeEvent::Compiled(c) => bar.set_message(format!("compiled: {}", c.verdict)),
         GradeEvent::Test(t) => {
             bar.inc(1);
@@ -175,6 +175,7 @@ fn run(args: &GradeArgs) -> Result<i32, Failure> {
         }
     });
     bar.finish_and_clear();
+    report.cells.warm = Some(launcher.cell_counts().warm);
 
     emit(&report, args).map_err(Failure::sandbox)?;
     Ok(report.exit_code())

@@ -209,6 +209,10 @@ pub struct CellCounts {
     pub tests: usize,
     pub checker_compile: usize,
     pub checker: usize,
+    /// Of all these, the cells that were prepared ahead (warm) rather than when their run
+    /// started (`sandcell grade`; absent where the launcher is shared, as in the daemon).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub warm: Option<u64>,
 }
 
 /// The whole grading.

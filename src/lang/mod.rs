@@ -16,7 +16,7 @@ mod words;
 use std::collections::BTreeMap;
 
 pub use catalog::{find_language, list_languages};
-pub use compile::{compile_once, Compiled, CompileVerdict};
+pub use compile::{compile_once, CompileVerdict, Compiled};
 pub use error::LangError;
 pub use source::{run_source, SourceRequest, SourceRunResult, Stage};
 pub use words::split_words;

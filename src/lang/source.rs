@@ -8,9 +8,9 @@
 
 use serde::Serialize;
 
+use crate::image::{Defaults, Given};
 use crate::result::{RunResult, Verdict};
 use crate::sandbox::{CancelToken, Launcher, RunEvent};
-use crate::image::{Defaults, Given};
 use crate::spec::{FileSpec, LimitBounds, Limits, RunSpec, SeccompChoice, StdinSource, GIB, MIB};
 
 use super::compile::compile_once;
@@ -175,7 +175,12 @@ fn base_spec(
     let mut spec = RunSpec::new(rootfs, argv);
     spec.env = request.env.clone();
     let defaults = Defaults {
-        env: lang.env.iter().filter(|(k, _)| k != "HOME").cloned().collect(),
+        env: lang
+            .env
+            .iter()
+            .filter(|(k, _)| k != "HOME")
+            .cloned()
+            .collect(),
         user: lang.user,
         ..Defaults::default()
     };

@@ -501,7 +501,8 @@ impl Step {
                 out.push(b"bind onto ").push(target.as_bytes());
             }
             Step::AttachWorkDisk { target, .. } => {
-                out.push(b"attach the work disk at ").push(target.as_bytes());
+                out.push(b"attach the work disk at ")
+                    .push(target.as_bytes());
             }
             Step::Mkdir { path, .. } => {
                 out.push(b"mkdir ").push(path.as_bytes());

@@ -18,6 +18,7 @@ use std::process::{Command, Stdio};
 use serde::Serialize;
 
 use super::cgroup::{CgroupFeatures, CgroupHost, CgroupLimits, CgroupMode};
+use super::limit::Limit;
 use super::seccomp;
 
 /// A kernel version as (major, minor, patch).
@@ -62,8 +63,8 @@ pub struct CgroupFacts {
     pub mode: CgroupMode,
     /// Usable controllers: "memory", "pids", "cpu", "cpuacct", "freezer", "kill".
     pub controllers: Vec<String>,
-    /// Limits this host cannot enforce: "memory", "pids", "cpus", "cpu_time".
-    pub unenforceable: Vec<String>,
+    /// Limits this host cannot enforce.
+    pub unenforceable: Vec<Limit>,
     /// Optional files and calls the cgroup layer found (cgroup.kill, memory.peak, ...).
     pub features: CgroupFeatures,
     /// The cgroup layer's own description (hierarchies, our own cgroup, cells dir).
@@ -302,16 +303,6 @@ impl Check {
     }
 }
 
-fn limit_flag(limit: &str) -> (&'static str, &'static str) {
-    match limit {
-        "memory" => ("--memory", "memory"),
-        "pids" => ("--pids", "pids"),
-        "cpus" => ("--cpus", "cpu"),
-        "cpu_time" => ("--cpu-time", "cpuacct"),
-        _ => ("", ""),
-    }
-}
-
 impl HostReport {
     /// Runs [`gather`] and evaluates the facts.
     pub fn probe() -> HostReport {
@@ -510,11 +501,11 @@ impl HostReport {
                              --allow-degraded; no MLE verdict, no memory_peak_bytes"
                         .into(),
                 });
-                return ["memory", "pids", "cpus", "cpu_time"]
+                return Limit::CGROUP
                     .into_iter()
                     .map(|limit| Degraded {
-                        limit: limit.into(),
-                        flag: limit_flag(limit).0.into(),
+                        limit: limit.name().into(),
+                        flag: limit.flag().into(),
                         reason: format!("no usable cgroups: {why}"),
                     })
                     .collect();
@@ -589,13 +580,13 @@ impl HostReport {
         );
         cg.unenforceable
             .iter()
-            .map(|limit| {
-                let (flag, controller) = limit_flag(limit);
-                Degraded {
-                    limit: limit.clone(),
-                    flag: flag.into(),
-                    reason: format!("no usable {controller} controller ({mode})"),
-                }
+            .map(|&limit| Degraded {
+                limit: limit.name().into(),
+                flag: limit.flag().into(),
+                reason: format!(
+                    "no usable {} controller ({mode})",
+                    limit.controller().unwrap_or_default()
+                ),
             })
             .collect()
     }
@@ -791,7 +782,7 @@ mod tests {
             controllers: ["memory", "cpu", "cpuacct", "freezer", "kill"]
                 .map(String::from)
                 .to_vec(),
-            unenforceable: vec!["pids".into()],
+            unenforceable: vec![Limit::Pids],
             features: CgroupFeatures {
                 freeze: true,
                 memory_peak: true,

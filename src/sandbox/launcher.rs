@@ -23,6 +23,7 @@ use super::cell::{Cell, Teardown};
 use super::cgroup::{CellCgroup, CgroupHost};
 use super::child::{self, ChildPlan};
 use super::janitor::Janitor;
+use super::limit::Limit;
 use super::permits::CellPermits;
 use super::pid1::{self, CellPlan, ReadyRun, Run};
 use super::plan::{cgroup_limits, wants_cgroup, CgroupEntry};
@@ -292,39 +293,26 @@ impl Launcher {
     }
 
     /// Limits asked for that this host cannot enforce.
-    fn unenforceable(&self, spec: &RunSpec) -> Vec<String> {
+    fn unenforceable(&self, spec: &RunSpec) -> Vec<Limit> {
         let mut missing = self.unenforceable_limits(spec);
         if !timens::supported() {
-            missing.push("time namespace".to_string());
+            missing.push(Limit::TimeNamespace);
         }
         missing
     }
 
     /// Cgroup limits asked for that this host cannot enforce.
-    fn unenforceable_limits(&self, spec: &RunSpec) -> Vec<String> {
-        let limits = cgroup_limits(spec);
+    fn unenforceable_limits(&self, spec: &RunSpec) -> Vec<Limit> {
         if !wants_cgroup(spec) {
             return Vec::new();
         }
+        let limits = cgroup_limits(spec);
+        let cpu_time = spec.limits.cpu_time.is_some();
         match self.cgroups() {
-            Some(host) => host.unenforceable(&limits, spec.limits.cpu_time.is_some()),
-            None => {
-                let mut missing = Vec::new();
-                if limits.memory.is_some() {
-                    missing.push("memory".to_string());
-                }
-                if limits.pids.is_some() {
-                    missing.push("pids".to_string());
-                }
-                if limits.cpus.is_some() {
-                    missing.push("cpus".to_string());
-                }
-                if spec.limits.cpu_time.is_some() {
-                    // RLIMIT_CPU still applies per process; the cell-wide limit does not.
-                    missing.push("cpu_time".to_string());
-                }
-                missing
-            }
+            Some(host) => host.unenforceable(&limits, cpu_time),
+            // Without cgroups RLIMIT_CPU still applies per process; the cell-wide limit does
+            // not.
+            None => limits.asked(cpu_time).collect(),
         }
     }
 
@@ -349,16 +337,17 @@ impl Launcher {
                 Err(problem) => format!(" ({problem})"),
                 Ok(_) => String::new(),
             };
+            let names: Vec<&str> = degraded.iter().map(|l| l.name()).collect();
             return Err(SandboxError::Unenforceable(format!(
                 "{}{why}",
-                degraded.join(", ")
+                names.join(", ")
             )));
         }
         let mut result = match &self.factory {
             Some(factory) => self.run_prepared(factory, spec, capture, on_event, cancel)?,
             None => self.run_in_process(spec, capture, on_event, cancel)?,
         };
-        result.degraded = degraded;
+        result.degraded = degraded.iter().map(|l| l.name().to_string()).collect();
         Ok(result)
     }
 
@@ -523,9 +512,11 @@ impl Launcher {
         let started = Instant::now();
         on_event(RunEvent::Started);
         let teardown = Teardown::Janitor(&factory.janitor);
-        Ok(cell.supervise(spec, started, on_event, cancel, teardown, &mut |result| {
-            collect(&mut capture, result)
-        }))
+        Ok(
+            cell.supervise(spec, started, on_event, cancel, teardown, &mut |result| {
+                collect(&mut capture, result)
+            }),
+        )
     }
 }
 

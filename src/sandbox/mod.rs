@@ -31,6 +31,7 @@ pub mod host_probe;
 mod ipc;
 mod janitor;
 mod launcher;
+mod limit;
 mod mounts;
 mod permits;
 mod pid1;
@@ -46,5 +47,6 @@ mod work_disk;
 
 pub use error::SandboxError;
 pub use launcher::{CancelToken, Captured, CellCounts, Launcher, LauncherConfig, RunEvent};
-pub use work_disk::{CaptureBounds, CaptureError};
+pub use limit::Limit;
 pub use spawner::{spawner_main, SPAWNER_ARG};
+pub use work_disk::{CaptureBounds, CaptureError};

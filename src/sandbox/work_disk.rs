@@ -113,7 +113,11 @@ struct Walk {
 
 fn read_error(path: &str, e: rustix::io::Errno) -> CaptureError {
     CaptureError::Read {
-        path: if path.is_empty() { ".".into() } else { path.into() },
+        path: if path.is_empty() {
+            ".".into()
+        } else {
+            path.into()
+        },
         source: e.into(),
     }
 }
@@ -207,17 +211,17 @@ mod tests {
 
     /// Writes through the mount's descriptor as a cell would through its work dir.
     fn put(disk: &WorkDisk, path: &str, content: &[u8], mode: u32) {
-        let dir = format!("/proc/self/fd/{}", std::os::fd::AsRawFd::as_raw_fd(&disk.mount));
+        let dir = format!(
+            "/proc/self/fd/{}",
+            std::os::fd::AsRawFd::as_raw_fd(&disk.mount)
+        );
         let full = std::path::Path::new(&dir).join(path);
         if let Some(parent) = full.parent() {
             std::fs::create_dir_all(parent).unwrap();
         }
         std::fs::write(&full, content).unwrap();
-        std::fs::set_permissions(
-            &full,
-            std::os::unix::fs::PermissionsExt::from_mode(mode),
-        )
-        .unwrap();
+        std::fs::set_permissions(&full, std::os::unix::fs::PermissionsExt::from_mode(mode))
+            .unwrap();
     }
 
     const BOUNDS: CaptureBounds = CaptureBounds {
@@ -236,7 +240,10 @@ mod tests {
         let disk = WorkDisk::create(1 << 20, 64, 0, 0).unwrap();
         put(&disk, "main", b"\x7fELF", 0o755);
         put(&disk, "src/a.c", b"int x;", 0o644);
-        let dir = format!("/proc/self/fd/{}", std::os::fd::AsRawFd::as_raw_fd(&disk.mount));
+        let dir = format!(
+            "/proc/self/fd/{}",
+            std::os::fd::AsRawFd::as_raw_fd(&disk.mount)
+        );
         std::os::unix::fs::symlink("/etc/shadow", format!("{dir}/leak")).unwrap();
         let files = disk.read_files(BOUNDS).unwrap();
         let got: Vec<(&str, u32)> = files
@@ -275,7 +282,10 @@ mod tests {
             Err(CaptureError::TooLarge(2))
         ));
         // The tmpfs itself stops a write past its size.
-        let dir = format!("/proc/self/fd/{}", std::os::fd::AsRawFd::as_raw_fd(&disk.mount));
+        let dir = format!(
+            "/proc/self/fd/{}",
+            std::os::fd::AsRawFd::as_raw_fd(&disk.mount)
+        );
         let big = vec![0u8; 2 << 20];
         let err = std::fs::write(format!("{dir}/big"), &big).unwrap_err();
         assert_eq!(err.raw_os_error(), Some(libc::ENOSPC));

@@ -66,6 +66,8 @@ use std::time::Duration;
 
 pub use setup::CgroupFeatures;
 
+use super::limit::Limit;
+
 use counters::CounterFiles;
 use detect::Layout;
 use limits::Written;
@@ -103,6 +105,22 @@ pub struct CgroupLimits {
     pub memory: Option<u64>,
     pub pids: Option<u64>,
     pub cpus: Option<f64>,
+}
+
+impl CgroupLimits {
+    /// The limits asked for, and the cell-wide CPU time if `cpu_time`.
+    pub fn asked(&self, cpu_time: bool) -> impl Iterator<Item = Limit> {
+        let asked = [
+            self.memory.is_some(),
+            self.pids.is_some(),
+            self.cpus.is_some(),
+            cpu_time,
+        ];
+        Limit::CGROUP
+            .into_iter()
+            .zip(asked)
+            .filter_map(|(limit, asked)| asked.then_some(limit))
+    }
 }
 
 /// What a host's cgroups give us, shared by the host and its cells.
@@ -212,20 +230,14 @@ impl CgroupHost {
         out
     }
 
-    /// Which of `limits` this host cannot enforce (e.g. "memory", "pids", "cpus", "cpu_time").
-    pub fn unenforceable(&self, limits: &CgroupLimits, cpu_time: bool) -> Vec<String> {
+    /// Which of `limits` (and the cell-wide CPU time, if `cpu_time`) this host cannot
+    /// enforce.
+    pub fn unenforceable(&self, limits: &CgroupLimits, cpu_time: bool) -> Vec<Limit> {
         let usable = self.controllers();
-        let mut missing = Vec::new();
-        let mut need = |asked: bool, controller: &str, name: &str| {
-            if asked && !usable.contains(&controller) {
-                missing.push(name.to_string());
-            }
-        };
-        need(limits.memory.is_some(), "memory", "memory");
-        need(limits.pids.is_some(), "pids", "pids");
-        need(limits.cpus.is_some(), "cpu", "cpus");
-        need(cpu_time, "cpuacct", "cpu_time");
-        missing
+        limits
+            .asked(cpu_time)
+            .filter(|l| l.controller().is_some_and(|c| !usable.contains(&c)))
+            .collect()
     }
 
     /// Creates a cell's cgroup (or reuses a pooled one) with `limits` written.

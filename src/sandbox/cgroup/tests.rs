@@ -148,11 +148,14 @@ fn v2_without_pids_reports_it_unenforceable() {
         pids: Some(3),
         cpus: Some(0.5),
     };
-    assert_eq!(host.unenforceable(&limits, true), vec!["pids", "cpus"]);
+    assert_eq!(
+        host.unenforceable(&limits, true),
+        vec![Limit::Pids, Limit::Cpus]
+    );
     let problems = host.problems().join("\n");
     assert!(problems.contains("pids: not offered"), "{problems}");
     assert_eq!(
         host.unenforceable(&CgroupLimits::default(), false),
-        Vec::<String>::new()
+        Vec::<Limit>::new()
     );
 }
