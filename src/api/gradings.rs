@@ -143,17 +143,11 @@ impl Grading {
     }
 }
 
-/// Why a grading could not start.
+/// Why a grading could not be registered.
 #[derive(Debug, thiserror::Error)]
 pub enum StartError {
-    #[error("{0} gradings are already running")]
-    Full(usize),
-    #[error("the daemon has no launcher yet")]
-    NoLauncher,
     #[error("cannot create a cancel token: {0}")]
     Cancel(std::io::Error),
-    #[error("cannot start the grading thread: {0}")]
-    Thread(std::io::Error),
 }
 
 /// What a grading runs with.
@@ -175,15 +169,17 @@ struct Registry {
     finished: VecDeque<String>,
 }
 
-/// Every grading of the daemon, and the slots of concurrently running ones.
+/// Every grading of the daemon, and how many run now.
 #[derive(Debug, Default)]
 pub struct Gradings {
     registry: Mutex<Registry>,
+    /// Finished gradings by verdict (for `/metrics`).
+    finished: Mutex<std::collections::BTreeMap<String, u64>>,
     running: Arc<AtomicUsize>,
     launcher: OnceLock<Arc<Launcher>>,
 }
 
-/// Gives a running slot back on drop (also when the grading thread panics).
+/// Counts a running grading down on drop (also when it panics).
 struct Slot(Arc<AtomicUsize>);
 
 impl Drop for Slot {
@@ -211,25 +207,9 @@ impl Gradings {
         self.running.load(Ordering::Acquire)
     }
 
-    fn take_slot(&self, max: usize) -> Option<Slot> {
-        self.running
-            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| {
-                (n < max).then_some(n + 1)
-            })
-            .ok()
-            .map(|_| Slot(self.running.clone()))
-    }
-
-    /// Starts `job` on its own thread unless `max` gradings are running already.
-    pub fn start(
-        self: &Arc<Self>,
-        id: String,
-        app: String,
-        job: GradingJob,
-        max: usize,
-    ) -> Result<Arc<Grading>, StartError> {
-        let launcher = self.launcher.get().cloned().ok_or(StartError::NoLauncher)?;
-        let slot = self.take_slot(max).ok_or(StartError::Full(max))?;
+    /// Registers a queued grading; the caller puts it in the daemon's job queue, where a
+    /// cell worker takes it like a run ([`Gradings::run_queued`]).
+    pub fn register(&self, id: String, app: String) -> Result<Arc<Grading>, StartError> {
         let grading = Arc::new(Grading {
             id: id.clone(),
             app,
@@ -244,21 +224,52 @@ impl Gradings {
             }),
             version: watch::Sender::new(0),
         });
-        self.registry().all.insert(id.clone(), grading.clone());
-        let this = self.clone();
-        let g = grading.clone();
-        let spawned = std::thread::Builder::new()
-            .name(format!("grading-{}", id.get(..8).unwrap_or(&id)))
-            .spawn(move || {
-                let _slot = slot;
-                run(&launcher, &g, job);
-                this.forget_old(&g.id);
-            });
-        if let Err(e) = spawned {
-            self.registry().all.remove(&id);
-            return Err(StartError::Thread(e));
-        }
+        self.registry().all.insert(id, grading.clone());
         Ok(grading)
+    }
+
+    fn lock_finished(&self) -> MutexGuard<'_, std::collections::BTreeMap<String, u64>> {
+        self.finished.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Finished gradings by verdict since the daemon started.
+    pub fn finished_by_verdict(&self) -> Vec<(String, u64)> {
+        self.lock_finished()
+            .iter()
+            .map(|(v, n)| (v.clone(), *n))
+            .collect()
+    }
+
+    /// Forgets a registered grading that never reached the queue.
+    pub fn unregister(&self, id: &str) {
+        self.registry().all.remove(id);
+    }
+
+    /// Runs a queued grading on the calling thread (a cell worker): its tests take cell
+    /// permits from the launcher's one pool, like every run. A grading cancelled while
+    /// queued ends at once with its tests SKIPPED.
+    pub fn run_queued(&self, launcher: &Launcher, grading: &Grading, job: GradingJob) {
+        self.running.fetch_add(1, Ordering::AcqRel);
+        let _slot = Slot(self.running.clone());
+        let verdict = run(launcher, grading, job);
+        *self.lock_finished().entry(verdict).or_default() += 1;
+        self.forget_old(&grading.id);
+    }
+
+    /// Ends a queued grading the daemon will not run (shutting down): cancelled, on a thread
+    /// of its own, so its record and any waiting client get a report.
+    pub fn abandon(self: &Arc<Self>, grading: Arc<Grading>, job: GradingJob) {
+        grading.cancel.cancel();
+        let Some(launcher) = self.launcher.get().cloned() else {
+            return;
+        };
+        let this = self.clone();
+        let spawned = std::thread::Builder::new()
+            .name("grading-abandon".into())
+            .spawn(move || this.run_queued(&launcher, &grading, job));
+        if let Err(e) = spawned {
+            tracing::warn!(error = %e, "cannot end a queued grading; the next start will");
+        }
     }
 
     fn forget_old(&self, finished_id: &str) {
@@ -271,13 +282,18 @@ impl Gradings {
         }
     }
 
-    /// Cancels every unfinished grading and waits up to `within` for them to end.
-    pub fn shutdown(&self, within: Duration) {
+    /// Cancels every unfinished grading (their tests end, the rest are SKIPPED).
+    pub fn cancel_unfinished(&self) {
         for g in self.registry().all.values() {
             if g.lock().status != GradingStatus::Done {
                 g.cancel.cancel();
             }
         }
+    }
+
+    /// Cancels every unfinished grading and waits up to `within` for them to end.
+    pub fn shutdown(&self, within: Duration) {
+        self.cancel_unfinished();
         let deadline = Instant::now() + within;
         while self.running() > 0 && Instant::now() < deadline {
             std::thread::sleep(Duration::from_millis(20));
@@ -305,7 +321,8 @@ fn note(grading: &Grading, what: &str, r: Result<(), super::store::StoreError>) 
     }
 }
 
-fn run(launcher: &Launcher, grading: &Grading, job: GradingJob) {
+/// Runs the grading to its report; returns the report's verdict.
+fn run(launcher: &Launcher, grading: &Grading, job: GradingJob) -> String {
     let _quota = job.quota;
     let store = job.store;
     grading.set_running();
@@ -346,6 +363,7 @@ fn run(launcher: &Launcher, grading: &Grading, job: GradingJob) {
         wall_ms = started.elapsed().as_millis() as u64,
         "grading finished"
     );
+    let verdict = report.verdict.clone();
     let report = report_json(&grading.id, &report);
     note(
         grading,
@@ -353,4 +371,5 @@ fn run(launcher: &Launcher, grading: &Grading, job: GradingJob) {
         records::mark_done(&store, &grading.id, &report),
     );
     grading.finish(report);
+    verdict
 }

@@ -81,6 +81,29 @@ impl Metrics {
             .fetch_add(wall_ms * 1000, Ordering::Relaxed);
     }
 
+    /// Appends the job counters by kind: runs (as `sandcell_runs_total`) and gradings by
+    /// their verdict, both in the one job queue.
+    pub fn render_gradings(&self, out: &mut String, gradings: &[(String, u64)]) {
+        let _ = writeln!(
+            out,
+            "# HELP sandcell_jobs_total Finished jobs of the one queue by kind and verdict."
+        );
+        let _ = writeln!(out, "# TYPE sandcell_jobs_total counter");
+        for (v, n) in VERDICTS.iter().zip(&self.runs) {
+            let _ = writeln!(
+                out,
+                "sandcell_jobs_total{{kind=\"run\",verdict=\"{v}\"}} {}",
+                n.load(Ordering::Relaxed)
+            );
+        }
+        for (v, n) in gradings {
+            let _ = writeln!(
+                out,
+                "sandcell_jobs_total{{kind=\"grading\",verdict=\"{v}\"}} {n}"
+            );
+        }
+    }
+
     /// The Prometheus text exposition.
     pub fn render(&self, queue_depth: usize) -> String {
         let mut out = String::with_capacity(2048);

@@ -22,7 +22,7 @@ use super::config::ServeConfig;
 use super::dto::{RunRequest, RunStatus};
 use super::live::{LiveRun, Phase};
 use super::prepare::prepare;
-use super::state::{AppState, Job, Shared};
+use super::state::{AppState, GradingQueued, Job, RunJob, Shared};
 use super::store::{Store, StoreError};
 use super::worker::{finish, spawn_workers};
 use crate::result::RunResult;
@@ -86,12 +86,12 @@ pub fn recover(shared: &Shared) -> Result<(usize, usize), StoreError> {
             });
         shared.live.insert(live.clone());
         match prepared {
-            Ok(p) => shared.queue.push_unbounded(Job {
+            Ok(p) => shared.queue.push_unbounded(Job::Run(RunJob {
                 live,
                 work: p.work,
                 lease: p.lease,
                 accepted: Instant::now(),
-            }),
+            })),
             Err(why) => {
                 live.claim();
                 let result = RunResult::sandbox_error(format!("cannot run after restart: {why}"));
@@ -122,9 +122,18 @@ async fn shutdown_signal() {
 fn begin_shutdown(shared: &Arc<Shared>) {
     shared.shutting_down.send_replace(true);
     for job in shared.queue.close() {
-        job.live.release_quota();
-        job.live.set_phase(Phase::Deferred);
-        shared.live.remove(&job.live.id);
+        match job {
+            Job::Run(job) => {
+                job.live.release_quota();
+                job.live.set_phase(Phase::Deferred);
+                shared.live.remove(&job.live.id);
+            }
+            // Not kept for the next start: ended now as cancelled (tests SKIPPED).
+            Job::Grading(g) => {
+                let GradingQueued { grading, job } = *g;
+                shared.gradings.abandon(grading, job)
+            }
+        }
     }
     let grace = Duration::from_secs(shared.config.shutdown_grace_secs);
     let shared = shared.clone();
@@ -134,6 +143,8 @@ fn begin_shutdown(shared: &Arc<Shared>) {
             tracing::warn!(run = %live.id, "grace period over: cancelling");
             live.cancel_for_shutdown();
         }
+        // Gradings run on the same workers: cancelled too, so the workers end.
+        shared.gradings.cancel_unfinished();
     });
 }
 
@@ -248,6 +259,7 @@ pub fn serve(config: ServeConfig) -> Result<(), ServeError> {
         for live in shared.live.all() {
             live.cancel_for_shutdown();
         }
+        shared.gradings.cancel_unfinished();
     }
     for handle in handles {
         let _ = handle.join();

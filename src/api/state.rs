@@ -8,7 +8,7 @@ use tokio::sync::watch;
 
 use super::auth::{anonymous_app, KeyCache};
 use super::config::ServeConfig;
-use super::gradings::Gradings;
+use super::gradings::{Grading, GradingJob, Gradings};
 use super::images::ImageCatalog;
 use super::live::{LiveRun, LiveRuns, Quotas};
 use super::metrics::Metrics;
@@ -17,9 +17,27 @@ use super::queue::JobQueue;
 use super::store::{App, Store};
 use crate::image::ImageLease;
 
+/// What the daemon's one job queue holds: runs and gradings are admitted the same way
+/// (app quota, queue capacity) and taken by the same cell workers; a grading's tests then
+/// take cell permits from the launcher's one pool.
+#[derive(Debug)]
+// Runs are the common job and stay inline; a grading (its whole prepared suite) is boxed.
+#[allow(clippy::large_enum_variant)]
+pub enum Job {
+    Run(RunJob),
+    Grading(Box<GradingQueued>),
+}
+
+/// An accepted grading waiting for a worker.
+#[derive(Debug)]
+pub struct GradingQueued {
+    pub grading: Arc<Grading>,
+    pub job: GradingJob,
+}
+
 /// One accepted run waiting for a worker.
 #[derive(Debug)]
-pub struct Job {
+pub struct RunJob {
     pub live: Arc<LiveRun>,
     pub work: Work,
     /// Held until the run ends so the store image cannot be removed meanwhile.

@@ -7,7 +7,7 @@ use std::thread::JoinHandle;
 use super::dto::{RunFinished, RunStatus, StoredResult};
 use super::live::{LiveEvent, LiveRun, Phase};
 use super::prepare::{SourceWork, Work};
-use super::state::{Job, Shared};
+use super::state::{GradingQueued, Job, RunJob, Shared};
 use super::store::now_ms;
 use crate::lang::{self, SourceRunResult, Stage};
 use crate::result::{RunResult, RunResultWire, Verdict};
@@ -27,14 +27,20 @@ pub fn spawn_workers(
                 .name(format!("cell-worker-{i}"))
                 .spawn(move || {
                     while let Some(job) = shared.queue.pop() {
-                        run_job(&shared, &launcher, job);
+                        match job {
+                            Job::Run(run) => run_job(&shared, &launcher, run),
+                            Job::Grading(g) => {
+                                let GradingQueued { grading, job } = *g;
+                                shared.gradings.run_queued(&launcher, &grading, job)
+                            }
+                        }
                     }
                 })
         })
         .collect()
 }
 
-fn run_job(shared: &Shared, launcher: &Launcher, job: Job) {
+fn run_job(shared: &Shared, launcher: &Launcher, job: RunJob) {
     let live = &job.live;
     if !live.claim() {
         return; // cancelled while queued; already finished

@@ -28,10 +28,11 @@ use crate::api::auth::Caller;
 use crate::api::dto::Encoding;
 use crate::api::error::{body_rejection, json_error, ApiError};
 use crate::api::grading_records as records;
-use crate::api::gradings::{Grading, GradingJob, GradingStatus, StartError};
+use crate::api::gradings::{Grading, GradingJob, GradingStatus};
 use crate::api::idempotency::{self, Attempt, Claim, Kind};
+use crate::api::metrics::Rejection;
 use crate::api::offload;
-use crate::api::state::AppState;
+use crate::api::state::{AppState, GradingQueued, Job};
 use crate::api::store::now_ms;
 use crate::grade::limits::default_wall_time;
 use crate::grade::{self, StoreResolver, Suite};
@@ -203,7 +204,7 @@ fn jobs(requested: Option<u32>, workers: usize) -> Result<usize, ApiError> {
         (status = 422, description = "Invalid suite (the message names the field), bad path, unknown image", body = crate::api::error::ErrorBody),
         (status = 429, description = "The app's concurrency quota is used up", body = crate::api::error::ErrorBody,
             headers(("Retry-After" = u64))),
-        (status = 503, description = "Too many gradings running, or shutting down", body = crate::api::error::ErrorBody,
+        (status = 503, description = "The job queue is full, or shutting down", body = crate::api::error::ErrorBody,
             headers(("Retry-After" = u64))),
     ),
     security(("bearer" = []))
@@ -259,16 +260,36 @@ pub async fn create_grading(
             retry,
         ));
     };
+    let Some(place) = state.queue.reserve() else {
+        state.metrics.rejected(Rejection::QueueFull);
+        return Err(ApiError::unavailable(
+            "queue_full",
+            "the job queue is full",
+            retry,
+        ));
+    };
     let id = new_run_id();
     if let Some(attempt) = &attempt {
         if let Claim::Replay(first) =
             idempotency::claim(&state.store, &app.name, Kind::Grading, attempt, &id)?
         {
-            drop(quota);
+            drop((quota, place));
             return replay(&state, first, wait).await;
         }
     }
-    // Committed before it is answered (and before its thread can record progress).
+    let forget = |state: &AppState| {
+        if let Some(attempt) = &attempt {
+            idempotency::release(&state.store, &app.name, Kind::Grading, attempt);
+        }
+    };
+    let grading = match state.gradings.register(id.clone(), app.name.clone()) {
+        Ok(g) => g,
+        Err(e) => {
+            forget(&state);
+            return Err(ApiError::internal(e.to_string()));
+        }
+    };
+    // Committed before it is answered (and before a worker can record progress).
     let names: Vec<String> = prepared.tests.iter().map(|t| t.name.clone()).collect();
     let record = {
         let (store, id, app, suite) = (
@@ -283,9 +304,8 @@ pub async fn create_grading(
         .await
     };
     if let Err(e) = record {
-        if let Some(attempt) = &attempt {
-            idempotency::release(&state.store, &app.name, Kind::Grading, attempt);
-        }
+        state.gradings.unregister(&id);
+        forget(&state);
         return Err(e);
     }
     let job = GradingJob {
@@ -295,24 +315,10 @@ pub async fn create_grading(
         quota,
         store: state.store.clone(),
     };
-    let max = state.config.workers.max(1);
-    let grading = state
-        .gradings
-        .start(id.clone(), app.name.clone(), job, max)
-        .inspect_err(|_| {
-            if let Err(e) = records::delete(&state.store, &id) {
-                tracing::warn!(grading = %id, error = %e, "cannot forget a grading that did not start");
-            }
-            if let Some(attempt) = &attempt {
-                idempotency::release(&state.store, &app.name, Kind::Grading, attempt);
-            }
-        })
-        .map_err(|e| match e {
-            StartError::Full(_) | StartError::NoLauncher => {
-                ApiError::unavailable("gradings_full", e.to_string(), retry)
-            }
-            other => ApiError::internal(other.to_string()),
-        })?;
+    place.push(Job::Grading(Box::new(GradingQueued {
+        grading: grading.clone(),
+        job,
+    })));
     tracing::debug!(grading = %id, app = %app.name, "grading accepted");
     if !wait {
         return Ok(accepted(id, GradingStatus::Queued));

@@ -49,7 +49,10 @@ pub async fn metrics(
     if !state.config.metrics_public {
         authorize(&state, &headers)?;
     }
-    let text = state.metrics.render(state.queue.len());
+    let mut text = state.metrics.render(state.queue.len());
+    state
+        .metrics
+        .render_gradings(&mut text, &state.gradings.finished_by_verdict());
     Ok((
         StatusCode::OK,
         [(

@@ -22,7 +22,7 @@ use crate::api::live::{LiveRun, Phase};
 use crate::api::metrics::Rejection;
 use crate::api::offload;
 use crate::api::prepare::prepare;
-use crate::api::state::{AppState, Job};
+use crate::api::state::{AppState, Job, RunJob};
 use crate::api::store::{now_ms, RunRow};
 use crate::api::worker::{cancelled_before_start, finish};
 
@@ -140,12 +140,12 @@ pub async fn create_run(
     state.live.insert(live.clone());
     state.metrics.accepted();
     tracing::debug!(run = %id, app = %app.name, image = %prepared.image, "run accepted");
-    place.push(Job {
+    place.push(Job::Run(RunJob {
         live,
         work: prepared.work,
         lease: prepared.lease,
         accepted: Instant::now(),
-    });
+    }));
 
     if !wait {
         return Ok(accepted(id, RunStatus::Queued));
