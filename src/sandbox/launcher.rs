@@ -246,12 +246,12 @@ impl Launcher {
         bounds: CaptureBounds,
         on_event: &mut dyn FnMut(RunEvent<'_>),
         cancel: Option<&CancelToken>,
-    ) -> Captured {
+    ) -> CapturedRun {
         let s = spec.spec();
         let disk = match WorkDisk::create(s.limits.disk, s.limits.inodes, s.uid, s.gid) {
             Ok(disk) => disk,
             Err(e) => {
-                return Captured {
+                return CapturedRun {
                     result: RunResult::sandbox_error(e.to_string()),
                     files: None,
                 }
@@ -264,7 +264,7 @@ impl Launcher {
             files: &mut files,
         };
         let result = self.run_with(spec, Some(capture), on_event, cancel);
-        Captured { result, files }
+        CapturedRun { result, files }
     }
 
     fn run_with(
@@ -530,7 +530,7 @@ struct Capture<'a> {
 
 /// What [`Launcher::run_capturing`] returns.
 #[derive(Debug)]
-pub struct Captured {
+pub struct CapturedRun {
     pub result: RunResult,
     /// The files the run left in its work dir; `None` unless it ended OK.
     pub files: Option<Result<Vec<FileSpec>, CaptureError>>,

@@ -46,7 +46,7 @@ mod warm;
 mod work_disk;
 
 pub use error::SandboxError;
-pub use launcher::{CancelToken, Captured, CellCounts, Launcher, LauncherConfig, RunEvent};
+pub use launcher::{CancelToken, CapturedRun, CellCounts, Launcher, LauncherConfig, RunEvent};
 pub use limit::Limit;
 pub use spawner::{spawner_main, SPAWNER_ARG};
 pub use work_disk::{CaptureBounds, CaptureError};
