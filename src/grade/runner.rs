@@ -270,13 +270,8 @@ fn cell_spec(
         user: root.user,
         ..Defaults::default()
     };
-    let given = Given {
-        command: true,
-        cwd: true,
-        user: false,
-    };
     // Cannot fail: the command is given.
-    let _ = defaults.apply(&mut spec, given);
+    let _ = defaults.apply(&mut spec, Given::COMMAND_AND_DIR);
     spec.limits = limits.clone();
     spec.allow_degraded = allow_degraded;
     spec

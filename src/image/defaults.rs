@@ -32,6 +32,16 @@ pub struct Given {
     pub user: bool,
 }
 
+impl Given {
+    /// A language step or a grader cell: the command is the caller's, the cell runs in its
+    /// work dir; only the image's environment and user apply.
+    pub const COMMAND_AND_DIR: Given = Given {
+        command: true,
+        cwd: true,
+        user: false,
+    };
+}
+
 /// The image has no default command and none was given.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("the image has no default command; give one")]

@@ -175,22 +175,12 @@ fn base_spec(
     let mut spec = RunSpec::new(rootfs, argv);
     spec.env = request.env.clone();
     let defaults = Defaults {
-        env: lang
-            .env
-            .iter()
-            .filter(|(k, _)| k != "HOME")
-            .cloned()
-            .collect(),
+        env: lang.env.clone(),
         user: lang.user,
         ..Defaults::default()
     };
-    let given = Given {
-        command: true,
-        cwd: true,
-        user: false,
-    };
     // Cannot fail: the command is given.
-    let _ = defaults.apply(&mut spec, given);
+    let _ = defaults.apply(&mut spec, Given::COMMAND_AND_DIR);
     spec.env.retain(|(k, _)| k != "HOME");
     spec.limits = limits;
     spec.seccomp = request.seccomp.clone();
