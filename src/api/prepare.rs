@@ -121,17 +121,18 @@ impl Prepared {
 }
 
 /// Image config as defaults, as `sandcell run --image` does ([`Defaults::apply`]): the
-/// environment (the request's wins), the working dir and the user (a request cannot set
-/// either). The command was settled by the caller.
-fn apply_image_defaults(spec: &mut RunSpec, image: &ServedImage) {
-    let Some(config) = &image.config else { return };
-    let given = Given {
-        command: true,
-        cwd: false,
-        user: false,
+/// command unless given, the environment (the request's wins), the working dir and the user
+/// (a request can set neither). A configured rootfs without an image config has none.
+fn apply_image_defaults(
+    spec: &mut RunSpec,
+    image: &ServedImage,
+    given: Given,
+) -> Result<(), crate::image::NoCommand> {
+    let defaults = match &image.config {
+        Some(config) => Defaults::of(config, &image.rootfs),
+        None => Defaults::default(),
     };
-    // Cannot fail: the command is given.
-    let _ = Defaults::of(config, &image.rootfs).apply(spec, given);
+    defaults.apply(spec, given)
 }
 
 /// The request's files, stdin, env and limits on `spec`, validated against the app's bounds.
@@ -221,24 +222,28 @@ pub fn prepare(
         }
     };
     let image = catalog.serve_image(&image_name)?;
-    let argv = match (&request.cmd, language, &image.config) {
-        (Some(cmd), _, _) => cmd.clone(),
-        (None, Some(lang), _) => lang.cmd.clone(),
-        (None, None, Some(c)) if !c.default_command().is_empty() => c.default_command(),
-        (None, None, _) => {
-            return Err(ApiError::unprocessable(
-                "invalid_spec",
-                format!("cmd is required: image {image_name:?} has no default command"),
-            ))
-        }
+    let argv = match (&request.cmd, language) {
+        (Some(cmd), _) => Some(cmd.clone()),
+        (None, Some(lang)) => Some(lang.cmd.clone()),
+        (None, None) => None,
     };
-    let mut spec = RunSpec::new(&image.rootfs, argv);
+    let given = Given {
+        command: argv.is_some(),
+        cwd: false,
+        user: false,
+    };
+    let mut spec = RunSpec::new(&image.rootfs, argv.unwrap_or_default());
     spec.env = request
         .env
         .iter()
         .map(|(k, v)| (k.clone(), v.clone()))
         .collect();
-    apply_image_defaults(&mut spec, &image);
+    apply_image_defaults(&mut spec, &image, given).map_err(|_| {
+        ApiError::unprocessable(
+            "invalid_spec",
+            format!("cmd is required: image {image_name:?} has no default command"),
+        )
+    })?;
     let source_file = language.map(|l| l.source_file.as_str());
     // The request's env is already merged in (it wins over the image's).
     let spec = fill_and_validate(spec, request, false, source_file, config, &bounds)?;
