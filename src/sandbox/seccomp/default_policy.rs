@@ -49,7 +49,7 @@ use seccompiler::{
     SeccompRule, TargetArch,
 };
 
-use super::tree::{self, ArgCheck, ArgTest, Verdict};
+use super::tree::{self, ArgCheck, ArgTest, SyscallRule};
 use super::SeccompError;
 
 /// A syscall number and its name (names are for messages and `explain`).
@@ -503,14 +503,14 @@ pub fn default_filters(arch: TargetArch) -> Result<Vec<(&'static str, BpfProgram
 
 /// Every syscall the policy names, with its verdict; later lists override earlier ones
 /// (allowed < argument rules < ENOSYS < kill).
-fn syscall_table() -> Result<BTreeMap<u32, Verdict>, SeccompError> {
+fn syscall_table() -> Result<BTreeMap<u32, SyscallRule>, SeccompError> {
     let mut table = BTreeMap::new();
-    let mut set = |syscall: Syscall, verdict: Verdict| -> Result<(), SeccompError> {
+    let mut set = |syscall: Syscall, verdict: SyscallRule| -> Result<(), SeccompError> {
         table.insert(table_number(syscall)?, verdict);
         Ok(())
     };
     for syscall in allowed() {
-        set(syscall, Verdict::Fixed(SeccompAction::Allow))?;
+        set(syscall, SyscallRule::Fixed(SeccompAction::Allow))?;
     }
     for &(syscall, arg, test) in ARGUMENT_RULES {
         let check = ArgCheck {
@@ -519,16 +519,16 @@ fn syscall_table() -> Result<BTreeMap<u32, Verdict>, SeccompError> {
             pass: SeccompAction::Allow,
             fail: SeccompAction::Errno(libc::EPERM as u32),
         };
-        set(syscall, Verdict::Check(check))?;
+        set(syscall, SyscallRule::Check(check))?;
     }
     for &syscall in ENOSYS_LIST {
         set(
             syscall,
-            Verdict::Fixed(SeccompAction::Errno(libc::ENOSYS as u32)),
+            SyscallRule::Fixed(SeccompAction::Errno(libc::ENOSYS as u32)),
         )?;
     }
     for syscall in kill_list() {
-        set(syscall, Verdict::Fixed(SeccompAction::KillProcess))?;
+        set(syscall, SyscallRule::Fixed(SeccompAction::KillProcess))?;
     }
     Ok(table)
 }
@@ -805,17 +805,20 @@ mod tests {
     fn later_lists_win_in_the_table() {
         let table = syscall_table().unwrap();
         let nr = |nr: i64| &table[&(nr as u32)];
-        let enosys = Verdict::Fixed(SeccompAction::Errno(libc::ENOSYS as u32));
+        let enosys = SyscallRule::Fixed(SeccompAction::Errno(libc::ENOSYS as u32));
         assert_eq!(
             nr(libc::SYS_clone3),
             &enosys,
             "clone3 is on the allow-list too"
         );
-        assert_eq!(nr(libc::SYS_read), &Verdict::Fixed(SeccompAction::Allow));
-        assert!(matches!(nr(libc::SYS_ioctl), Verdict::Check(_)));
+        assert_eq!(
+            nr(libc::SYS_read),
+            &SyscallRule::Fixed(SeccompAction::Allow)
+        );
+        assert!(matches!(nr(libc::SYS_ioctl), SyscallRule::Check(_)));
         assert_eq!(
             nr(libc::SYS_reboot),
-            &Verdict::Fixed(SeccompAction::KillProcess)
+            &SyscallRule::Fixed(SeccompAction::KillProcess)
         );
     }
 }

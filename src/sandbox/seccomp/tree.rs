@@ -4,7 +4,7 @@
 //! in order. That is slow to install: the kernel converts and JITs every instruction, and
 //! `seccomp_cache_prepare()` emulates the filter once for every syscall number of every
 //! architecture, each time walking the chain. This module turns a table "syscall number →
-//! [`Verdict`]" into a balanced binary search over syscall-number ranges instead:
+//! [`SyscallRule`]" into a balanced binary search over syscall-number ranges instead:
 //!
 //! ```text
 //!     ld  [arch]
@@ -24,7 +24,7 @@
 //!     <search over r[m..n]>               ; "above"
 //! ```
 //!
-//! and a single range is its leaf: `ret ACTION`, or for a [`Verdict::Check`] a few
+//! and a single range is its leaf: `ret ACTION`, or for a [`SyscallRule::Check`] a few
 //! instructions testing one argument. cBPF's conditional jump offsets are a `u8`; when
 //! `below` is longer than 255 instructions the split becomes `jge r[m].start, +0, +1;
 //! ja +len(below)` (`ja` takes a 32-bit offset). A table of `n` ranges gives a program of
@@ -57,9 +57,9 @@ const NR_OFFSET: u32 = 0;
 const ARCH_OFFSET: u32 = 4;
 const ARGS_OFFSET: u32 = 16;
 
-/// What a filter does with one syscall number.
+/// What a filter does with one syscall number (not a run verdict: see `crate::result`).
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Verdict {
+pub enum SyscallRule {
     /// This action, whatever the arguments.
     Fixed(SeccompAction),
     /// Depends on one argument.
@@ -104,10 +104,10 @@ pub fn audit_arch(arch: TargetArch) -> u32 {
 /// any other architecture is killed, the rest decided by a binary search.
 pub fn compile(
     arch: TargetArch,
-    table: &BTreeMap<u32, Verdict>,
+    table: &BTreeMap<u32, SyscallRule>,
     default: SeccompAction,
 ) -> Result<BpfProgram, SeccompError> {
-    let default = Verdict::Fixed(default);
+    let default = SyscallRule::Fixed(default);
     let mut program = arch_check(audit_arch(arch));
     program.push(stmt(LD_W_ABS, NR_OFFSET));
     program.extend(search(&ranges(table, &default))?);
@@ -133,12 +133,12 @@ fn arch_check(audit_arch: u32) -> Vec<sock_filter> {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 struct Range<'a> {
     start: u32,
-    verdict: &'a Verdict,
+    verdict: &'a SyscallRule,
 }
 
 /// The table as ranges covering `0..=u32::MAX` in ascending order, neighbours with equal
 /// verdicts merged (so neighbouring ranges always differ).
-fn ranges<'a>(table: &'a BTreeMap<u32, Verdict>, default: &'a Verdict) -> Vec<Range<'a>> {
+fn ranges<'a>(table: &'a BTreeMap<u32, SyscallRule>, default: &'a SyscallRule) -> Vec<Range<'a>> {
     let mut ranges = Vec::with_capacity(2 * table.len() + 1);
     // The first number not yet covered; None once u32::MAX is.
     let mut next = Some(0u32);
@@ -192,10 +192,10 @@ fn split(at: u32, skip: usize) -> Result<Vec<sock_filter>, SeccompError> {
 }
 
 /// The code deciding one range.
-fn leaf(verdict: &Verdict) -> Result<Vec<sock_filter>, SeccompError> {
+fn leaf(verdict: &SyscallRule) -> Result<Vec<sock_filter>, SeccompError> {
     match verdict {
-        Verdict::Fixed(action) => Ok(vec![ret(action)]),
-        Verdict::Check(check) => arg_check(check),
+        SyscallRule::Fixed(action) => Ok(vec![ret(action)]),
+        SyscallRule::Check(check) => arg_check(check),
     }
 }
 
@@ -293,15 +293,15 @@ mod tests {
 
     /// What the table says, straight from the table.
     fn lookup(
-        table: &BTreeMap<u32, Verdict>,
+        table: &BTreeMap<u32, SyscallRule>,
         default: &SeccompAction,
         nr: u32,
         args: &[u64; 6],
     ) -> u32 {
         let action = match table.get(&nr) {
             None => default,
-            Some(Verdict::Fixed(action)) => action,
-            Some(Verdict::Check(check)) => {
+            Some(SyscallRule::Fixed(action)) => action,
+            Some(SyscallRule::Check(check)) => {
                 let arg = args[usize::from(check.arg)] & 0xffff_ffff;
                 let passes = match check.test {
                     ArgTest::NoBits(mask) => arg & mask == 0,
@@ -340,7 +340,7 @@ mod tests {
 
     /// The numbers worth asking about: every entry, its neighbours, the ends, x32, and some
     /// random ones.
-    fn probes(table: &BTreeMap<u32, Verdict>, rng: &mut StdRng) -> Vec<u32> {
+    fn probes(table: &BTreeMap<u32, SyscallRule>, rng: &mut StdRng) -> Vec<u32> {
         let mut probes = vec![0, 1, 0x4000_0000, 0x4000_0001, 0x7fff_ffff, u32::MAX];
         for &nr in table.keys() {
             probes.extend([nr.wrapping_sub(1), nr, nr.wrapping_add(1), nr | 0x4000_0000]);
@@ -352,7 +352,7 @@ mod tests {
     const VALUES_A: &[u64] = &[0, 3, 0xffff_ffff];
     const VALUES_B: &[u64] = &[7];
 
-    fn random_verdict(rng: &mut StdRng) -> Verdict {
+    fn random_verdict(rng: &mut StdRng) -> SyscallRule {
         let actions = [
             ALLOW,
             EPERM,
@@ -361,7 +361,7 @@ mod tests {
         ];
         let action = |rng: &mut StdRng| actions[rng.random_range(0..actions.len())].clone();
         if rng.random_bool(0.9) {
-            return Verdict::Fixed(action(rng));
+            return SyscallRule::Fixed(action(rng));
         }
         let test = match rng.random_range(0..4) {
             0 => ArgTest::NoBits(0x7e02_0000),
@@ -369,7 +369,7 @@ mod tests {
             2 => ArgTest::NotIn(VALUES_A),
             _ => ArgTest::In(VALUES_B),
         };
-        Verdict::Check(ArgCheck {
+        SyscallRule::Check(ArgCheck {
             arg: rng.random_range(0..6),
             test,
             pass: action(rng),
@@ -394,7 +394,7 @@ mod tests {
         for round in 0..300 {
             let size = rng.random_range(0..400);
             let span = if round % 3 == 0 { 600 } else { u32::MAX };
-            let table: BTreeMap<u32, Verdict> = (0..size)
+            let table: BTreeMap<u32, SyscallRule> = (0..size)
                 .map(|_| (rng.random_range(0..=span), random_verdict(&mut rng)))
                 .collect();
             let default = [ALLOW, EPERM][round % 2].clone();
@@ -414,8 +414,9 @@ mod tests {
     #[test]
     fn long_subtrees_are_jumped_over_with_ja() {
         // Alternating actions: every number is its own range, about 1400 of them.
-        let table: BTreeMap<u32, Verdict> =
-            (0..700).map(|nr| (2 * nr, Verdict::Fixed(ALLOW))).collect();
+        let table: BTreeMap<u32, SyscallRule> = (0..700)
+            .map(|nr| (2 * nr, SyscallRule::Fixed(ALLOW)))
+            .collect();
         let program = compile(arch(), &table, EPERM).unwrap();
         assert_well_formed(&program);
         assert!(program.iter().any(|i| i.code == JMP_JA), "no long jump");
@@ -432,9 +433,9 @@ mod tests {
 
     #[test]
     fn consecutive_numbers_with_one_action_are_one_range() {
-        let table: BTreeMap<u32, Verdict> = (10..=300)
-            .map(|nr| (nr, Verdict::Fixed(ALLOW)))
-            .chain([(301, Verdict::Fixed(EPERM))])
+        let table: BTreeMap<u32, SyscallRule> = (10..=300)
+            .map(|nr| (nr, SyscallRule::Fixed(ALLOW)))
+            .chain([(301, SyscallRule::Fixed(EPERM))])
             .collect();
         let program = compile(arch(), &table, EPERM).unwrap();
         // 4 (arch check, load) + 3 ranges (EPERM, ALLOW, EPERM): 3 returns, 2 splits
@@ -448,8 +449,8 @@ mod tests {
 
     #[test]
     fn a_table_past_the_kernel_limit_is_an_error() {
-        let table: BTreeMap<u32, Verdict> = (0..2100)
-            .map(|nr| (2 * nr, Verdict::Fixed(ALLOW)))
+        let table: BTreeMap<u32, SyscallRule> = (0..2100)
+            .map(|nr| (2 * nr, SyscallRule::Fixed(ALLOW)))
             .collect();
         let e = compile(arch(), &table, EPERM).unwrap_err();
         assert!(e.to_string().contains("4096"), "{e}");
@@ -457,7 +458,7 @@ mod tests {
 
     #[test]
     fn other_architectures_are_killed() {
-        let table = BTreeMap::from([(1, Verdict::Fixed(ALLOW))]);
+        let table = BTreeMap::from([(1, SyscallRule::Fixed(ALLOW))]);
         let program = compile(arch(), &table, ALLOW).unwrap();
         let kill = u32::from(SeccompAction::KillProcess);
         for foreign in [AUDIT_ARCH_I386, AUDIT_ARCH_RISCV64 ^ 1, 0] {
@@ -482,7 +483,7 @@ mod tests {
     #[test]
     fn argument_checks_compare_the_low_half_only() {
         let check = |test| {
-            Verdict::Check(ArgCheck {
+            SyscallRule::Check(ArgCheck {
                 arg: 1,
                 test,
                 pass: ALLOW,
@@ -514,7 +515,7 @@ mod tests {
                 pass: ALLOW,
                 fail: EPERM,
             };
-            let table = BTreeMap::from([(1, Verdict::Check(check))]);
+            let table = BTreeMap::from([(1, SyscallRule::Check(check))]);
             compile(arch(), &table, EPERM).map(drop)
         };
         assert!(with(6, ArgTest::NoBits(1)).is_err(), "argument 6");
