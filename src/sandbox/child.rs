@@ -433,6 +433,11 @@ const OVERLAY_DATA_MAX: usize = 160;
 /// the rootfs path after the image's descriptor was opened (so the path resolves exactly as
 /// before, and the tmpfs is detached with the host's tree after pivot_root). The overlay is
 /// mounted on top of it, where pivot_root finds it.
+///
+/// What a program may notice: the layers are on two filesystems, so with `xino=off`
+/// directories report the overlay's device and inode numbers of its own, files the real
+/// inode number and a device per layer (not the host's device as with a bind). A
+/// character device 0/0 in the image reads as a whiteout (absent), as in any overlay.
 fn mount_root(root: &CStr) -> SysResult<()> {
     let image = sys::open_directory_path(root)?;
     let result = mount_root_over(root, image);
@@ -448,7 +453,10 @@ fn overlay_data(image: RawFd, empty: RawFd) -> FixedText<OVERLAY_DATA_MAX> {
         .push(b":/proc/self/fd/")
         .push_number(empty as u64)
         // Layer metadata in the image (redirect or metacopy xattrs) is not followed.
-        .push(b",redirect_dir=nofollow,metacopy=off");
+        .push(b",redirect_dir=nofollow,metacopy=off")
+        // Real inode numbers whatever the kernel's default: xino would set high bits in
+        // every st_ino (beyond 2^53, so JavaScript's numbers lose them and files collide).
+        .push(b",xino=off");
     data
 }
 
@@ -698,7 +706,7 @@ mod tests {
         let mut data = overlay_data(3, 4);
         assert_eq!(
             data.as_cstr().unwrap().to_bytes(),
-            b"lowerdir=/proc/self/fd/3:/proc/self/fd/4,redirect_dir=nofollow,metacopy=off"
+            b"lowerdir=/proc/self/fd/3:/proc/self/fd/4,redirect_dir=nofollow,metacopy=off,xino=off"
         );
         let mut data = overlay_data(RawFd::MAX, RawFd::MAX);
         assert!(data.as_cstr().is_ok());
