@@ -204,14 +204,17 @@ fn prepared_cells_mask_proc_and_cap_inodes_too() {
     assert_eq!(String::from_utf8_lossy(&r.stdout.bytes), "made=499\n");
 }
 
-/// Prints what a program can read about its mounts, its own mappings and descriptors: every
-/// place where the kernel could name the host directory behind the cell's `/`.
+/// Prints what a program can read about its mounts, its own mappings and descriptors, and
+/// the processes it sees: every place where the kernel could name the host directory behind
+/// the cell's `/` (or sandcell's command line, which names it).
 const PROBE_PATHS: &str = r#"
 for f in /proc/self/mountinfo /proc/self/mounts /proc/self/mountstats /proc/self/maps /proc/self/cgroup /proc/self/environ; do
   echo "== $f"; cat "$f" | tr '\0' '\n'
 done
 echo "== links"
 for l in /proc/self/exe /proc/self/cwd /proc/self/root /proc/self/fd/*; do echo "$l -> $(readlink "$l")"; done
+echo "== processes (PID 1, cloned from sandcell, must stay hidden)"
+for p in /proc/[0-9]*; do echo "$p $(tr '\0' ' ' < "$p/cmdline") $(tr '\0' ' ' < "$p/environ")"; done
 "#;
 
 /// `path` as the kernel writes it in mountinfo and mounts (space, tab, newline, backslash as
