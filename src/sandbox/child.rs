@@ -417,6 +417,19 @@ impl Step {
 
 const NOSUID_NODEV_NOEXEC: libc::c_ulong = libc::MS_NOSUID | libc::MS_NODEV | libc::MS_NOEXEC;
 
+/// Label of [`Step::MountRoot`] (the rootfs path follows).
+const ROOT_OVERLAY: &str = "mount the rootfs overlay on ";
+
+/// What to add to a failed step's message, for the steps whose failure has a usual cause.
+pub(super) fn failure_hint(label: &str) -> &'static str {
+    if label.starts_with(ROOT_OVERLAY) {
+        " (the rootfs must be on a filesystem overlayfs takes as a lower layer, at most one \
+         overlay deep; the kernel log says why)"
+    } else {
+        ""
+    }
+}
+
 /// Room for the overlay's options: two descriptor paths and the fixed options.
 const OVERLAY_DATA_MAX: usize = 160;
 
@@ -535,8 +548,7 @@ impl Step {
                 out.push(b"open bind source ").push(source.as_bytes());
             }
             Step::MountRoot(root) => {
-                out.push(b"mount the rootfs overlay on ")
-                    .push(root.as_bytes());
+                out.push(ROOT_OVERLAY.as_bytes()).push(root.as_bytes());
             }
             Step::PivotRoot(root) => {
                 out.push(b"pivot_root into ").push(root.as_bytes());
@@ -712,6 +724,16 @@ mod tests {
         assert!(data.as_cstr().is_ok());
         let mut full = FixedText::<4>::text("abcd");
         assert_eq!(full.as_cstr(), Err(libc::ENAMETOOLONG));
+    }
+
+    #[test]
+    fn a_failed_root_overlay_says_what_the_rootfs_needs() {
+        let mut label = Label::new();
+        Step::MountRoot(c"/srv/img".into()).label(&mut label);
+        let label = String::from_utf8_lossy(label.as_bytes()).into_owned();
+        assert_eq!(label, "mount the rootfs overlay on /srv/img");
+        assert!(failure_hint(&label).contains("overlayfs"));
+        assert_eq!(failure_hint("mkdir /work/x"), "");
     }
 
     #[test]
