@@ -59,7 +59,8 @@ pub struct FileSpec {
     pub mode: Option<u32>,
 }
 
-/// A host directory or file bound into the cell.
+/// A host directory or file bound into the cell. The cell can read the source's path (its
+/// mountinfo line shows it, as for any bind mount): bind only what the program may know of.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct BindMount {
     pub source: PathBuf,

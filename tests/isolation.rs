@@ -1,9 +1,11 @@
 //! What a program can see or exhaust from inside a cell, beyond escape: the host's uptime
-//! (each cell has its own time namespace), the inode cap of the writable layers and the parts
-//! of /proc that are masked or read-only. Checked on both ways to get a cell: the CLI (cloned
-//! in-process) and prepared cells (the daemon's path).
+//! (each cell has its own time namespace), host paths (the image store, a `--rootfs` dir) in
+//! its mount tables, the inode cap of the writable layers and the parts of /proc that are
+//! masked or read-only. Checked on both ways to get a cell: the CLI (cloned in-process) and
+//! prepared cells (the daemon's path).
 
 mod common;
+mod image_support;
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -200,4 +202,154 @@ fn prepared_cells_mask_proc_and_cap_inodes_too() {
     }
     let r = run(FILL, 500);
     assert_eq!(String::from_utf8_lossy(&r.stdout.bytes), "made=499\n");
+}
+
+/// Prints what a program can read about its mounts, its own mappings and descriptors, and
+/// the processes it sees: every place where the kernel could name the host directory behind
+/// the cell's `/` (or sandcell's command line, which names it).
+const PROBE_PATHS: &str = r#"
+for f in /proc/self/mountinfo /proc/self/mounts /proc/self/mountstats /proc/self/maps /proc/self/cgroup /proc/self/environ; do
+  echo "== $f"; cat "$f" | tr '\0' '\n'
+done
+echo "== links"
+for l in /proc/self/exe /proc/self/cwd /proc/self/root /proc/self/fd/*; do echo "$l -> $(readlink "$l")"; done
+echo "== processes (PID 1, cloned from sandcell, must stay hidden)"
+for p in /proc/[0-9]*; do echo "$p $(tr '\0' ' ' < "$p/cmdline") $(tr '\0' ' ' < "$p/environ")"; done
+"#;
+
+/// `path` as the kernel writes it in mountinfo and mounts (space, tab, newline, backslash as
+/// octal escapes).
+fn mount_escaped(path: &str) -> String {
+    let mut out = String::new();
+    for c in path.chars() {
+        match c {
+            ' ' | '\t' | '\n' | '\\' => out.push_str(&format!("\\{:03o}", c as u32)),
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+/// Mount points of a mountinfo text (field 5), unescaped enough to compare with paths.
+fn mount_points(mountinfo: &str) -> Vec<String> {
+    mountinfo
+        .lines()
+        .filter_map(|l| l.split(' ').nth(4))
+        .map(|p| p.replace("\\040", " "))
+        .collect()
+}
+
+/// Asserts that none of `host_paths` (nor their canonical forms) appears in what the cell
+/// printed. A host path that is also a path of the cell's own tree (a checkout at `/work`,
+/// say) cannot be told apart from it and is skipped (its subdirectories are still looked
+/// for: the rootfs dir lies below it).
+fn assert_no_host_path(what: &str, cell_output: &str, host_paths: &[&Path]) {
+    assert!(
+        cell_output.contains("== /proc/self/mountinfo") && cell_output.contains(" / "),
+        "{what}: the probe printed no mount table:\n{cell_output}"
+    );
+    let mountinfo = cell_output
+        .split("== /proc/self/mounts")
+        .next()
+        .unwrap_or_default();
+    let own = mount_points(mountinfo);
+    let mut needles: Vec<String> = Vec::new();
+    for path in host_paths {
+        let canonical = path.canonicalize().unwrap_or_else(|_| path.to_path_buf());
+        for p in [path.to_path_buf(), canonical] {
+            let p = p.to_string_lossy().trim_end_matches('/').to_string();
+            let inside = own
+                .iter()
+                .any(|m| *m == p || m.starts_with(&format!("{p}/")));
+            if p.is_empty() || inside {
+                eprintln!("{what}: not looking for {p:?} (also a path in the cell)");
+                continue;
+            }
+            needles.push(mount_escaped(&p));
+            needles.push(p);
+        }
+    }
+    for needle in &needles {
+        assert!(
+            !cell_output.contains(needle.as_str()),
+            "{what}: the host path {needle:?} is visible inside the cell:\n{cell_output}"
+        );
+    }
+}
+
+#[test]
+fn no_host_path_of_the_rootfs_or_the_store_is_visible_in_a_cell() {
+    let Some(test_rootfs) = common::setup() else {
+        return;
+    };
+    let checkout = Path::new(env!("CARGO_MANIFEST_DIR"));
+    // Paths with a space, as any checkout or temp dir may have (mountinfo escapes them).
+    let temp = tempfile::Builder::new()
+        .prefix("sandcell mountinfo ")
+        .tempdir()
+        .unwrap();
+    let rootfs = temp.path().join("my rootfs");
+    let copied = std::process::Command::new("cp")
+        .arg("-a")
+        .arg(&test_rootfs)
+        .arg(&rootfs)
+        .status()
+        .unwrap();
+    assert!(copied.success(), "cp -a {}", test_rootfs.display());
+    let state = temp.path().join("state dir");
+    std::fs::create_dir(&state).unwrap();
+    let tar = image_support::tar_dir(&test_rootfs);
+    let archive = image_support::write(temp.path(), "bb.tar", &tar);
+    image_support::import_ok(&state, &archive, "bb");
+    let host_paths = [
+        checkout,
+        test_rootfs.as_path(),
+        temp.path(),
+        rootfs.as_path(),
+        state.as_path(),
+    ];
+
+    // The CLI on a --rootfs dir, on the checkout's own test rootfs, and on a stored image.
+    for root in [&rootfs, &test_rootfs] {
+        let json = cli(root, &[], PROBE_PATHS, "");
+        assert_eq!(json["verdict"], "OK", "{json}");
+        let out = json["stdout"].as_str().unwrap();
+        assert_no_host_path(&format!("--rootfs {}", root.display()), out, &host_paths);
+    }
+    let out = common::sandcell()
+        .args(["run", "--json", "--image", "bb", "--state-dir"])
+        .arg(&state)
+        .args(BUDGET)
+        .args(["--", "/bin/sh", "-c", PROBE_PATHS])
+        .env_remove("SANDCELL_STATE_DIR")
+        .output()
+        .unwrap();
+    let json: serde_json::Value = serde_json::from_slice(&out.stdout)
+        .unwrap_or_else(|e| panic!("no JSON ({e}): {}", String::from_utf8_lossy(&out.stderr)));
+    assert_eq!(json["verdict"], "OK", "{json}");
+    let out = json["stdout"].as_str().unwrap();
+    assert_no_host_path("--image from the store", out, &host_paths);
+
+    // A prepared cell (the daemon's path) on the --rootfs dir.
+    let launcher = Launcher::new(LauncherConfig {
+        spawner: Some(PathBuf::from(env!("CARGO_BIN_EXE_sandcell"))),
+        ..LauncherConfig::default()
+    })
+    .expect("launcher with a spawner");
+    let mut spec = RunSpec::new(
+        &rootfs,
+        vec!["/bin/sh".into(), "-c".into(), PROBE_PATHS.into()],
+    );
+    spec.limits.wall_time = Duration::from_secs(120);
+    let spec = spec.validate(&LimitBounds::default()).expect("valid spec");
+    let r = launcher.run(&spec, &mut |_| {}, None);
+    assert_eq!(r.verdict, Verdict::OK, "{r:?}");
+    let out = String::from_utf8_lossy(&r.stdout.bytes);
+    assert_no_host_path("a prepared cell", &out, &host_paths);
+    // What the cell sees instead: an overlay whose layers are the cell's own descriptors.
+    assert!(
+        out.lines()
+            .any(|l| l.contains(" / / ") && l.contains("lowerdir=/proc/self/fd/")),
+        "{out}"
+    );
 }

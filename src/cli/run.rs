@@ -164,7 +164,8 @@ pub struct RunArgs {
     /// Writable work dir inside the cell (the program's cwd).
     #[arg(long)]
     pub work_dir: Option<String>,
-    /// Bind a host path into the cell: SRC:DST[:ro|rw].
+    /// Bind a host path into the cell: SRC:DST[:ro|rw]. The cell can read SRC's path (in
+    /// /proc/self/mountinfo), as for any bind mount.
     #[arg(long = "bind", value_parser = bind_spec)]
     pub binds: Vec<BindMount>,
     /// Seccomp policy: `default` or `none` (must be explicit).

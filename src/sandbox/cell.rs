@@ -180,7 +180,8 @@ fn judge(seen: &Observed, cgroup: Option<&CellCgroup>, spec: &RunSpec) -> RunRes
             label
         };
         result.verdict = Verdict::XX;
-        result.message = Some(format!("{step}: {}", errno_text(errno)));
+        let hint = child::failure_hint(&step);
+        result.message = Some(format!("{step}: {}{hint}", errno_text(errno)));
         return result;
     }
     let status = seen

@@ -26,36 +26,39 @@ const LABEL_MAX: usize = 120;
 /// The fixed-size failure record sent over the error pipe: errno, label length, label.
 pub(super) const REPORT_LEN: usize = 8 + LABEL_MAX;
 
-/// A step's label, built without allocating (the cell's processes may not allocate).
-pub(super) struct Label {
-    buf: [u8; LABEL_MAX],
+/// Text built in a fixed buffer, without allocating (the cell's processes may not allocate).
+pub(super) struct FixedText<const N: usize> {
+    buf: [u8; N],
     len: usize,
 }
 
-impl Label {
-    pub const fn new() -> Label {
-        Label {
-            buf: [0; LABEL_MAX],
+/// A step's label (what a failure report names).
+pub(super) type Label = FixedText<LABEL_MAX>;
+
+impl<const N: usize> FixedText<N> {
+    pub const fn new() -> Self {
+        FixedText {
+            buf: [0; N],
             len: 0,
         }
     }
 
-    /// A label from fixed text.
-    pub fn text(text: &str) -> Label {
-        let mut label = Label::new();
-        label.push(text.as_bytes());
-        label
+    /// Text from fixed text.
+    pub fn text(text: &str) -> Self {
+        let mut out = Self::new();
+        out.push(text.as_bytes());
+        out
     }
 
     /// Appends `bytes`, cutting what does not fit.
-    fn push(&mut self, bytes: &[u8]) -> &mut Label {
-        let n = bytes.len().min(LABEL_MAX - self.len);
+    fn push(&mut self, bytes: &[u8]) -> &mut Self {
+        let n = bytes.len().min(N - self.len);
         self.buf[self.len..self.len + n].copy_from_slice(&bytes[..n]);
         self.len += n;
         self
     }
 
-    fn push_number(&mut self, mut n: u64) -> &mut Label {
+    fn push_number(&mut self, mut n: u64) -> &mut Self {
         let mut digits = [0u8; 20];
         let mut i = digits.len();
         loop {
@@ -71,6 +74,15 @@ impl Label {
 
     pub fn as_bytes(&self) -> &[u8] {
         &self.buf[..self.len]
+    }
+
+    /// The text as a C string; `ENAMETOOLONG` when it (and its NUL) did not fit whole.
+    fn as_cstr(&mut self) -> SysResult<&CStr> {
+        if self.len >= N {
+            return Err(libc::ENAMETOOLONG);
+        }
+        self.buf[self.len] = 0;
+        CStr::from_bytes_with_nul(&self.buf[..=self.len]).map_err(|_| libc::EINVAL)
     }
 }
 
@@ -162,8 +174,9 @@ pub(super) enum Step {
         slot: usize,
         recursive: bool,
     },
-    /// Bind the rootfs onto itself so it is a mount point for pivot_root.
-    BindRootOntoItself(CString),
+    /// Mount the rootfs (a host directory) on itself as a read-only overlay whose layers are
+    /// named by descriptors, so the cell's mountinfo shows no host path ([`mount_root`]).
+    MountRoot(CString),
     /// pivot_root into the rootfs and detach the old root.
     PivotRoot(CString),
     Mount {
@@ -305,9 +318,7 @@ impl Step {
                 }
                 Ok(())
             }
-            Step::BindRootOntoItself(root) => {
-                sys::mount(Some(root), root, None, libc::MS_BIND, None)
-            }
+            Step::MountRoot(root) => mount_root(root),
             Step::PivotRoot(root) => {
                 sys::chdir(root)?;
                 sys::pivot_root(c".", c".")?;
@@ -424,6 +435,85 @@ impl Step {
 
 const NOSUID_NODEV_NOEXEC: libc::c_ulong = libc::MS_NOSUID | libc::MS_NODEV | libc::MS_NOEXEC;
 
+/// Label of [`Step::MountRoot`] (the rootfs path follows).
+const ROOT_OVERLAY: &str = "mount the rootfs overlay on ";
+
+/// What to add to a failed step's message, for the steps whose failure has a usual cause.
+pub(super) fn failure_hint(label: &str) -> &'static str {
+    if label.starts_with(ROOT_OVERLAY) {
+        " (the rootfs must be on a filesystem overlayfs takes as a lower layer, at most one \
+         overlay deep; the kernel log says why)"
+    } else {
+        ""
+    }
+}
+
+/// Room for the overlay's options: two descriptor paths and the fixed options.
+const OVERLAY_DATA_MAX: usize = 160;
+
+/// [`Step::MountRoot`]: the cell's `/` before pivot_root.
+///
+/// A bind mount of the rootfs would do, but the kernel shows a mount's root as its path
+/// within its filesystem: `/proc/self/mountinfo` in the cell would name the image store (or
+/// the `--rootfs` dir) on the host. An overlay is a filesystem of its own whose root is the
+/// mount's root (`/`), and its options name its layers as given: here `/proc/self/fd/N`,
+/// descriptors of this process, closed again before the program runs.
+///
+/// An overlay without an upper layer needs two lower ones (every kernel up to at least
+/// 6.18), and layers may not overlap: the second is an empty read-only tmpfs, mounted on
+/// the rootfs path after the image's descriptor was opened (so the path resolves exactly as
+/// before, and the tmpfs is detached with the host's tree after pivot_root). The overlay is
+/// mounted on top of it, where pivot_root finds it.
+///
+/// What a program may notice: the layers are on two filesystems, so with `xino=off`
+/// directories report the overlay's device and inode numbers of its own, files the real
+/// inode number and a device per layer (not the host's device as with a bind). A
+/// character device 0/0 in the image reads as a whiteout (absent), as in any overlay.
+fn mount_root(root: &CStr) -> SysResult<()> {
+    let image = sys::open_directory_path(root)?;
+    let result = mount_root_over(root, image);
+    sys::close(image);
+    result
+}
+
+/// The overlay's options: its two lower layers by descriptor, the image's on top.
+fn overlay_data(image: RawFd, empty: RawFd) -> FixedText<OVERLAY_DATA_MAX> {
+    let mut data = FixedText::new();
+    data.push(b"lowerdir=/proc/self/fd/")
+        .push_number(image as u64)
+        .push(b":/proc/self/fd/")
+        .push_number(empty as u64)
+        // Layer metadata in the image (redirect or metacopy xattrs) is not followed.
+        .push(b",redirect_dir=nofollow,metacopy=off")
+        // Real inode numbers whatever the kernel's default: xino would set high bits in
+        // every st_ino (beyond 2^53, so JavaScript's numbers lose them and files collide).
+        .push(b",xino=off");
+    data
+}
+
+fn mount_root_over(root: &CStr, image: RawFd) -> SysResult<()> {
+    sys::mount(
+        Some(c"sandcell-empty"),
+        root,
+        Some(c"tmpfs"),
+        libc::MS_RDONLY | NOSUID_NODEV_NOEXEC,
+        Some(c"mode=555,size=4k,nr_inodes=1"),
+    )?;
+    let empty = sys::open_directory_path(root)?;
+    let mut data = overlay_data(image, empty);
+    let result = data.as_cstr().and_then(|data| {
+        sys::mount(
+            Some(c"sandcell"),
+            root,
+            Some(c"overlay"),
+            libc::MS_RDONLY | libc::MS_NOSUID | libc::MS_NODEV,
+            Some(data),
+        )
+    });
+    sys::close(empty);
+    result
+}
+
 /// [`Step::Mask`]: a path this kernel lacks needs no hiding.
 fn mask(path: &CStr) -> SysResult<()> {
     let is_dir = match sys::is_directory(path) {
@@ -475,8 +565,8 @@ impl Step {
             Step::OpenTree { source, .. } => {
                 out.push(b"open bind source ").push(source.as_bytes());
             }
-            Step::BindRootOntoItself(root) => {
-                out.push(b"bind rootfs ").push(root.as_bytes());
+            Step::MountRoot(root) => {
+                out.push(ROOT_OVERLAY.as_bytes()).push(root.as_bytes());
             }
             Step::PivotRoot(root) => {
                 out.push(b"pivot_root into ").push(root.as_bytes());
@@ -647,6 +737,29 @@ mod tests {
             Some(("mkdir /work/dir".to_string(), libc::ENOENT))
         );
         assert_eq!(decode_report(&bytes[..5]), None);
+    }
+
+    #[test]
+    fn overlay_options_name_descriptors_and_fit_any_descriptor_numbers() {
+        let mut data = overlay_data(3, 4);
+        assert_eq!(
+            data.as_cstr().unwrap().to_bytes(),
+            b"lowerdir=/proc/self/fd/3:/proc/self/fd/4,redirect_dir=nofollow,metacopy=off,xino=off"
+        );
+        let mut data = overlay_data(RawFd::MAX, RawFd::MAX);
+        assert!(data.as_cstr().is_ok());
+        let mut full = FixedText::<4>::text("abcd");
+        assert_eq!(full.as_cstr(), Err(libc::ENAMETOOLONG));
+    }
+
+    #[test]
+    fn a_failed_root_overlay_says_what_the_rootfs_needs() {
+        let mut label = Label::new();
+        Step::MountRoot(c"/srv/img".into()).label(&mut label);
+        let label = String::from_utf8_lossy(label.as_bytes()).into_owned();
+        assert_eq!(label, "mount the rootfs overlay on /srv/img");
+        assert!(failure_hint(&label).contains("overlayfs"));
+        assert_eq!(failure_hint("mkdir /work/x"), "");
     }
 
     #[test]

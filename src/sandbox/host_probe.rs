@@ -458,16 +458,22 @@ impl HostReport {
             );
         }
         let overlay = facts.filesystems.iter().any(|f| f == "overlay");
-        checks.push(check(
-            "overlayfs",
-            overlay || facts.overlay_module,
-            false,
-            match (overlay, facts.overlay_module) {
-                (true, _) => "in /proc/filesystems".into(),
-                (false, true) => "loadable module (not loaded yet)".into(),
-                (false, false) => "not available".into(),
-            },
-        ));
+        checks.push(
+            check(
+                "overlayfs",
+                overlay || facts.overlay_module,
+                true,
+                match (overlay, facts.overlay_module) {
+                    (true, _) => "in /proc/filesystems".into(),
+                    (false, true) => "loadable module (not loaded yet)".into(),
+                    (false, false) => "not available".into(),
+                },
+            )
+            .impact_if_missing(
+                "every cell fails at \"mount the rootfs overlay\" (a cell's / is an overlay, \
+                 so that no host path shows in its mountinfo)",
+            ),
+        );
 
         let degraded = Self::cgroup_checks(&facts, &mut checks);
 
@@ -763,6 +769,20 @@ mod tests {
         let r = HostReport::evaluate(f);
         assert_eq!(r.missing_required, ["namespace pid", "seccomp"]);
         assert!(row(&r, "namespace pid").impact.contains("refuses"));
+    }
+
+    #[test]
+    fn overlayfs_is_required_loaded_or_loadable() {
+        let mut f = healthy_v2();
+        f.filesystems.retain(|fs| fs != "overlay");
+        f.overlay_module = true;
+        assert!(HostReport::evaluate(f.clone()).ok);
+        f.overlay_module = false;
+        let r = HostReport::evaluate(f);
+        assert_eq!(r.missing_required, ["overlayfs"]);
+        assert!(row(&r, "overlayfs")
+            .impact
+            .contains("mount the rootfs overlay"));
     }
 
     #[test]

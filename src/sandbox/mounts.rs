@@ -1,9 +1,17 @@
-//! The cell's filesystem as a list of steps: a read-only bind of the image as `/`, fresh
+//! The cell's filesystem as a list of steps: the image as a read-only overlay on `/`, fresh
 //! /proc, a minimal /dev, size-capped tmpfs on /tmp and the work dir, user binds and files.
 //!
 //! Order matters: bind sources are opened (open_tree) while the host tree is still visible;
 //! everything else is mounted after pivot_root, so paths resolve inside the new root and a
 //! symlink in the image can never point a mount at the host.
+//!
+//! No host path in the cell: `/` is an overlay (not a bind) because the kernel shows a bind
+//! mount's root as its path within the host's filesystem, in `/proc/self/mountinfo`, which
+//! would name the image store or the `--rootfs` dir (`child::mount_root` says how). Every
+//! other mount is a fresh filesystem. User binds are the exception, by the user's choice:
+//! their mountinfo line shows the source's path within its filesystem, because a bind is
+//! that path (and a writable bind cannot be anything else); whoever binds a host path shows
+//! it to the cell.
 
 use std::ffi::CString;
 use std::path::Path;
@@ -148,7 +156,7 @@ pub(super) fn filesystem_steps(spec: &RunSpec) -> Result<Vec<Step>, SandboxError
             recursive: false,
         });
     }
-    steps.push(Step::BindRootOntoItself(root.clone()));
+    steps.push(Step::MountRoot(root.clone()));
     steps.push(Step::PivotRoot(root));
 
     steps.push(Step::Mount {

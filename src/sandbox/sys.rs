@@ -161,6 +161,15 @@ pub fn mkdir(path: &CStr, mode: u32) -> SysResult<()> {
     }
 }
 
+/// open(2) of a directory with O_PATH (no access to its contents, only a handle on where it
+/// is), close-on-exec.
+pub fn open_directory_path(path: &CStr) -> SysResult<RawFd> {
+    let flags = libc::O_PATH | libc::O_DIRECTORY | libc::O_CLOEXEC;
+    // SAFETY: path is a valid NUL-terminated string; no mode argument is needed without
+    // O_CREAT.
+    check(unsafe { libc::open(path.as_ptr(), flags) })
+}
+
 /// lstat(2): whether `path` is a directory (not following a final symlink).
 pub fn is_directory(path: &CStr) -> SysResult<bool> {
     let mut st = std::mem::MaybeUninit::<libc::stat>::uninit();
