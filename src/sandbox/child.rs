@@ -472,7 +472,8 @@ const OVERLAY_DATA_MAX: usize = 160;
 fn mount_root(root: &CStr) -> SysResult<()> {
     let image = sys::open_directory_path(root)?;
     let result = mount_root_over(root, image);
-    sys::close(image);
+    // SAFETY: opened just above; nothing else owns it.
+    unsafe { sys::close(image) };
     result
 }
 
@@ -510,7 +511,8 @@ fn mount_root_over(root: &CStr, image: RawFd) -> SysResult<()> {
             Some(data),
         )
     });
-    sys::close(empty);
+    // SAFETY: opened just above; nothing else owns it.
+    unsafe { sys::close(empty) };
     result
 }
 
