@@ -18,6 +18,18 @@ pub(super) fn pipe(what: &str) -> Result<(OwnedFd, OwnedFd), SandboxError> {
         .map_err(|e| SandboxError::prepare(format!("create {what} pipe"), e.into()))
 }
 
+/// Capacity of a cell's stdout and stderr pipes: a program streaming output then wakes the
+/// supervisor once per MiB rather than once per 64 KiB (root may set it past
+/// /proc/sys/fs/pipe-max-size; where the kernel refuses, the default stays).
+const OUTPUT_PIPE_BYTES: i32 = 1 << 20;
+
+/// A pipe for a program's stdout or stderr, with [`OUTPUT_PIPE_BYTES`] of capacity.
+pub(super) fn output_pipe(what: &str) -> Result<(OwnedFd, OwnedFd), SandboxError> {
+    let (r, w) = pipe(what)?;
+    let _ = nix::fcntl::fcntl(&w, nix::fcntl::FcntlArg::F_SETPIPE_SZ(OUTPUT_PIPE_BYTES));
+    Ok((r, w))
+}
+
 /// The most descriptors one message carries.
 pub(super) const MAX_FDS: usize = 16;
 

@@ -366,8 +366,8 @@ impl Launcher {
         };
 
         let stdin = open_stdin(&spec.stdin)?;
-        let (out_r, out_w) = ipc::pipe("stdout")?;
-        let (err_r, err_w) = ipc::pipe("stderr")?;
+        let (out_r, out_w) = ipc::output_pipe("stdout")?;
+        let (err_r, err_w) = ipc::output_pipe("stderr")?;
         let (report_r, report_w) = ipc::pipe("error")?;
         let (status_r, status_w) = ipc::pipe("status")?;
 

@@ -174,6 +174,10 @@ pub(super) fn supervise(w: Watch<'_>, on_event: &mut dyn FnMut(RunEvent<'_>)) ->
     let mut reaped: Option<Waited> = None;
     let mut exited_at: Option<Instant> = None;
     let mut killed_at: Option<Instant> = None;
+    // The cell's CPU time is read at most once per poll interval, not on every wake-up:
+    // a program streaming output wakes this loop for every pipe buffer.
+    let cpu_interval = cpu_poll_interval(w.cpu_time);
+    let mut next_cpu_check = w.started;
     let pidfd = w.pidfd;
     let cgroup = w.cgroup;
     let kill = |reason: KillReason, killed: &mut Option<KillReason>, at: &mut Option<Instant>| {
@@ -192,7 +196,10 @@ pub(super) fn supervise(w: Watch<'_>, on_event: &mut dyn FnMut(RunEvent<'_>)) ->
         if reaped.is_none() && killed.is_none() {
             if now >= deadline {
                 kill(KillReason::WallTime, &mut killed, &mut killed_at);
-            } else if let (Some(limit), Some(cg)) = (w.cpu_time, w.cgroup) {
+            } else if let (Some(limit), Some(cg), true) =
+                (w.cpu_time, w.cgroup, now >= next_cpu_check)
+            {
+                next_cpu_check = now + cpu_interval;
                 if cg.cpu_usage().is_some_and(|used| used >= limit) {
                     kill(KillReason::CpuTime, &mut killed, &mut killed_at);
                 }
@@ -227,7 +234,7 @@ pub(super) fn supervise(w: Watch<'_>, on_event: &mut dyn FnMut(RunEvent<'_>)) ->
             (None, None) => {
                 let mut t = deadline.saturating_duration_since(now);
                 if w.cpu_time.is_some() && w.cgroup.is_some() {
-                    t = t.min(cpu_poll_interval(w.cpu_time));
+                    t = t.min(next_cpu_check.saturating_duration_since(now));
                 }
                 t
             }

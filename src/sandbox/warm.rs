@@ -41,8 +41,8 @@ impl CellFactory {
             (Some(host), true) => Some(host.create_cell(&CgroupLimits::default())?),
             _ => None,
         };
-        let (stdout, stdout_w) = ipc::pipe("stdout")?;
-        let (stderr, stderr_w) = ipc::pipe("stderr")?;
+        let (stdout, stdout_w) = ipc::output_pipe("stdout")?;
+        let (stderr, stderr_w) = ipc::output_pipe("stderr")?;
         let (errors, errors_w) = ipc::pipe("error")?;
         let (status, status_w) = ipc::pipe("status")?;
         let (control, control_cell) =
