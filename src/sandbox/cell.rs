@@ -9,6 +9,7 @@ use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
 
 use super::cgroup::CellCgroup;
 use super::child;
+use super::identity::Lease;
 use super::janitor::{Finished, Janitor};
 use super::launcher::{open_stdin, CancelToken, RunEvent};
 use super::plan::cgroup_limits;
@@ -29,6 +30,8 @@ pub(super) struct Cell {
     /// started at its clone has none).
     pub control: Option<OwnedFd>,
     pub cgroup: Option<CellCgroup>,
+    /// The program's own host uid/gid while the cell lives (`identity.rs`).
+    pub identity: Option<Lease>,
 }
 
 /// Who tears a cell down after its run.
@@ -51,8 +54,9 @@ impl Cell {
     }
 
     /// Starts `spec` in a cell prepared ahead: writes the run's limits into its cgroup and
-    /// sends it the run (stdin and the run message).
-    pub fn start(&mut self, spec: &RunSpec) -> Result<(), SandboxError> {
+    /// sends it the run (stdin, the run message and the host ids of `identity`, which the
+    /// cell keeps until its teardown).
+    pub fn start(&mut self, spec: &RunSpec, identity: Option<Lease>) -> Result<(), SandboxError> {
         let Some(control) = &self.control else {
             return Err(SandboxError::prepare(
                 "send the run to the cell",
@@ -63,8 +67,10 @@ impl Cell {
             cg.activate(&cgroup_limits(spec))?;
         }
         let stdin = open_stdin(&spec.stdin)?;
+        let ids = identity.as_ref().map(|l| l.ids);
+        self.identity = identity;
         let message =
-            go::encode(spec).map_err(|e| SandboxError::prepare("write the run message", e))?;
+            go::encode(spec, ids).map_err(|e| SandboxError::prepare("write the run message", e))?;
         ipc::send(control.as_fd(), b"run", &[stdin.as_fd(), message.as_fd()])
             .map_err(|e| SandboxError::prepare("send the run to the cell", e))
     }
@@ -87,6 +93,7 @@ impl Cell {
             status,
             control,
             cgroup,
+            identity,
         } = self;
         let observed = supervisor::supervise(
             Watch {
@@ -114,6 +121,7 @@ impl Cell {
             pidfd,
             cgroup,
             reaped: observed.reaped.is_some(),
+            _identity: identity,
         };
         match teardown {
             Teardown::Janitor(janitor) => janitor.adopt(finished),

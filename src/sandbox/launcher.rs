@@ -22,6 +22,7 @@ use std::time::Instant;
 use super::cell::{Cell, Teardown};
 use super::cgroup::{CellCgroup, CgroupHost};
 use super::child::{self, ChildPlan};
+use super::identity::{self, Lease, UidRange};
 use super::janitor::Janitor;
 use super::permits::CellPermits;
 use super::pid1::{self, CellPlan, ReadyRun, Run};
@@ -62,6 +63,10 @@ pub struct LauncherConfig {
     /// At most this many cells run at once (further runs wait for one to end); `None`: no
     /// bound. A daemon sets its worker count, so runs and gradings share the same cells.
     pub max_cells: Option<usize>,
+    /// Host uids (and gids) that running cells take one each of, unique across every sandcell
+    /// process on the host; the program still sees its `spec.uid` (`identity.rs`). A count
+    /// of 0 turns this off: every cell then runs as `spec.uid` on the host.
+    pub uid_range: UidRange,
 }
 
 /// Something that happened during a run, delivered as it happens (for streaming).
@@ -255,7 +260,21 @@ impl Launcher {
         if !timens::supported() {
             missing.push("time namespace".to_string());
         }
+        if self.config.uid_range.enabled() && !identity::supported() {
+            missing.push("per-cell uid".to_string());
+        }
         missing
+    }
+
+    /// The cell's own host uid/gid, when configured and possible (else the program runs as
+    /// `spec.uid` on the host; that case was refused or listed as degraded before).
+    fn take_identity(&self) -> Result<Option<Lease>, SandboxError> {
+        if !self.config.uid_range.enabled() || !identity::supported() {
+            return Ok(None);
+        }
+        identity::acquire(self.config.uid_range)
+            .map(Some)
+            .map_err(|e| SandboxError::prepare("take a host uid for the cell", e))
     }
 
     /// Cgroup limits asked for that this host cannot enforce.
@@ -348,7 +367,9 @@ impl Launcher {
             .iter()
             .flat_map(|cg| cg.join_fds().iter().map(AsRawFd::as_raw_fd))
             .collect();
-        let init_steps = plan::init_steps(
+        let identity = self.take_identity()?;
+        let ids = identity.as_ref().map(|l| l.ids);
+        let mut init_steps = plan::init_steps(
             spec,
             entry,
             &join,
@@ -360,6 +381,9 @@ impl Launcher {
                 status_w.as_raw_fd(),
             ],
         )?;
+        if let Some(ids) = ids {
+            plan::give_to(&mut init_steps, ids);
+        }
         let cell = CellPlan {
             init_steps,
             stdout: out_w.as_fd(),
@@ -370,10 +394,11 @@ impl Launcher {
         };
         let mut stack = vec![0u8; child::PROGRAM_STACK];
         let mut run = ReadyRun {
-            files: mounts::file_steps(spec),
+            files: plan::run_file_steps(spec, ids),
             program: ChildPlan {
                 program_steps: plan::program_steps(
                     spec,
+                    ids,
                     policy,
                     cgroup.is_some(),
                     self.last_cap,
@@ -382,6 +407,7 @@ impl Launcher {
                 error_fd: report_w.as_raw_fd(),
                 status_fd: status_w.as_raw_fd(),
                 reaper_closes: vec![stdin.as_raw_fd(), out_w.as_raw_fd(), err_w.as_raw_fd()],
+                own_memory: ids.is_some(),
             },
             stack: &mut stack,
         };
@@ -429,6 +455,7 @@ impl Launcher {
             status: status_r,
             control: None,
             cgroup,
+            identity,
         };
         Ok(cell.supervise(spec, started, on_event, cancel, Teardown::Inline))
     }
@@ -457,7 +484,14 @@ impl Launcher {
             Some(cell) => cell,
             None => factory.prepare(&shape)?,
         };
-        if let Err(e) = cell.start(spec) {
+        let identity = match self.take_identity() {
+            Ok(identity) => identity,
+            Err(e) => {
+                factory.discard(cell);
+                return Err(e);
+            }
+        };
+        if let Err(e) = cell.start(spec, identity) {
             factory.discard(cell);
             return Err(e);
         }

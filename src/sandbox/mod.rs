@@ -28,6 +28,7 @@ mod child;
 mod error;
 mod go;
 pub mod host_probe;
+mod identity;
 mod ipc;
 mod janitor;
 mod launcher;
@@ -44,5 +45,6 @@ pub mod timens;
 mod warm;
 
 pub use error::SandboxError;
+pub use identity::UidRange;
 pub use launcher::{CancelToken, CellCounts, Launcher, LauncherConfig, RunEvent};
 pub use spawner::{spawner_main, SPAWNER_ARG};

@@ -11,6 +11,7 @@ use std::sync::Arc;
 
 use super::cgroup::CgroupLimits;
 use super::child::{ExecPlan, Step};
+use super::identity::{self, HostIds};
 use super::{mounts, seccomp, SandboxError};
 use crate::spec::{RunSpec, DEFAULT_PATH};
 
@@ -73,8 +74,17 @@ pub(super) fn init_steps(
 
 /// The steps of the program process: stdio, rlimits, identity, capabilities, no_new_privs,
 /// seccomp (last) and execve.
+///
+/// With `ids` (the cell's own host uid/gid, `identity.rs`) the program switches to them on
+/// the host (losing every host capability), then enters a user namespace of its own whose
+/// maps it may write itself because each maps exactly its own id: `spec.uid` → `ids.uid`,
+/// `spec.gid` → `ids.gid` (setgroups denied first). It then switches to those visible ids
+/// inside: the program sees `spec.uid`, the host sees `ids.uid`. Securebits and the
+/// bounding set are set after the unshare (a new user namespace starts with default
+/// securebits and a full set), and every capability it held in its namespace is dropped.
 pub(super) fn program_steps(
     spec: &RunSpec,
+    ids: Option<HostIds>,
     policy: Option<Arc<seccomp::CompiledPolicy>>,
     have_cgroup: bool,
     last_cap: u32,
@@ -93,8 +103,28 @@ pub(super) fn program_steps(
         },
     ];
     steps.extend(rlimit_steps(spec, have_cgroup));
+    steps.push(Step::ClearGroups);
+    if let Some(ids) = ids {
+        steps.extend([
+            Step::SetGid(ids.gid),
+            Step::SetUid(ids.uid),
+            Step::Dumpable,
+            Step::NewUserNamespace,
+            Step::WriteProc {
+                path: c"/proc/self/setgroups",
+                content: b"deny".to_vec(),
+            },
+            Step::WriteProc {
+                path: c"/proc/self/uid_map",
+                content: identity::map_line(spec.uid, ids.uid),
+            },
+            Step::WriteProc {
+                path: c"/proc/self/gid_map",
+                content: identity::map_line(spec.gid, ids.gid),
+            },
+        ]);
+    }
     steps.extend([
-        Step::ClearGroups,
         Step::SetGid(spec.gid),
         Step::LockSecurebits,
         Step::DropBoundingSet { last_cap },
@@ -111,6 +141,41 @@ pub(super) fn program_steps(
     }
     steps.push(Step::Exec(exec_plan(spec)));
     steps
+}
+
+/// The steps that put the run's files into the work dir, owned by the program: by its host
+/// ids when it has its own (then the work dir tmpfs, mounted for `spec.uid` when the cell
+/// was set up, is given to them first).
+pub(super) fn run_file_steps(spec: &RunSpec, ids: Option<HostIds>) -> Vec<Step> {
+    let mut steps = Vec::new();
+    if let Some(ids) = ids {
+        if !spec.binds.iter().any(|b| b.target == spec.work_dir) {
+            steps.push(Step::Chown {
+                path: cstring(&spec.work_dir),
+                owner: (ids.uid, ids.gid),
+            });
+        }
+    }
+    let mut files = mounts::file_steps(spec);
+    if let Some(ids) = ids {
+        give_to(&mut files, ids);
+    }
+    steps.extend(files);
+    steps
+}
+
+/// Gives what `steps` create for the program (directories and files owned by `spec.uid`)
+/// to its host ids instead.
+pub(super) fn give_to(steps: &mut [Step], ids: HostIds) {
+    for step in steps {
+        match step {
+            Step::Mkdir {
+                owner: Some(owner), ..
+            }
+            | Step::WriteFile { owner, .. } => *owner = (ids.uid, ids.gid),
+            _ => {}
+        }
+    }
 }
 
 /// A cell cgroup only when a limit needs one: on v1 hosts joining a cgroup costs an RCU
