@@ -1,5 +1,8 @@
 //! The host directory a submission is built in and its tests read from: created private to
-//! root, its contents owned by the cell's uid (the compiler writes there), removed on drop.
+//! root, its contents owned by the cell's uid, removed on drop. The directories are
+//! writable by all (only cells reach them, through the private outer directory): each cell
+//! runs as a host uid of its own (`sandbox/identity.rs`), so the compile cell is not the
+//! owner of what the grader created for it.
 
 use std::io;
 use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
@@ -28,6 +31,7 @@ impl BoxDir {
         let owner = (Some(Uid::from_raw(uid)), Some(Gid::from_raw(gid)));
         std::fs::DirBuilder::new().mode(0o755).create(&boxed.dir)?;
         chown(&boxed.dir, owner.0, owner.1).map_err(io::Error::from)?;
+        std::fs::set_permissions(&boxed.dir, std::fs::Permissions::from_mode(0o777))?;
         for file in files {
             let path = boxed.dir.join(&file.name);
             let mut dir = boxed.dir.clone();
@@ -37,6 +41,7 @@ impl BoxDir {
                     if !dir.is_dir() {
                         std::fs::DirBuilder::new().mode(0o755).create(&dir)?;
                         chown(&dir, owner.0, owner.1).map_err(io::Error::from)?;
+                        std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o777))?;
                     }
                 }
             }

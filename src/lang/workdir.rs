@@ -1,37 +1,50 @@
 //! A host directory that carries the compile step's output into the run step: bound writable
 //! at the work dir while compiling, read-only while running; removed when dropped.
+//!
+//! `sandcell-work-<random>/work`: the outer directory is private to root, so only cells (which
+//! get `work` bound) reach the inner one, which is writable by all: the compile and run
+//! cells each run as a host uid of their own (`sandbox/identity.rs`), neither of them the
+//! directory's owner.
 
-use std::os::unix::fs::DirBuilderExt;
+use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 
 use super::LangError;
 
 #[derive(Debug)]
 pub(super) struct SharedWorkDir {
+    outer: PathBuf,
     path: PathBuf,
 }
 
 impl SharedWorkDir {
-    /// Creates `sandcell-work-<random>` under the host temp dir, owned by the cell's user.
+    /// Creates `sandcell-work-<random>/work` under the host temp dir, owned by the cell's
+    /// user.
     pub(super) fn create(uid: u32, gid: u32) -> Result<SharedWorkDir, LangError> {
         let base = std::env::temp_dir();
         for _ in 0..16 {
-            let path = base.join(format!("sandcell-work-{:016x}", rand::random::<u64>()));
-            match std::fs::DirBuilder::new().mode(0o700).create(&path) {
+            let outer = base.join(format!("sandcell-work-{:016x}", rand::random::<u64>()));
+            match std::fs::DirBuilder::new().mode(0o700).create(&outer) {
                 Ok(()) => {
-                    let dir = SharedWorkDir { path };
-                    std::os::unix::fs::chown(&dir.path, Some(uid), Some(gid)).map_err(|e| {
-                        LangError::Io {
-                            context: format!("chown {}", dir.path.display()),
-                            source: e,
-                        }
-                    })?;
+                    let dir = SharedWorkDir {
+                        path: outer.join("work"),
+                        outer,
+                    };
+                    let io = |what: &str, e: std::io::Error| LangError::Io {
+                        context: format!("{what} {}", dir.path.display()),
+                        source: e,
+                    };
+                    std::fs::create_dir(&dir.path).map_err(|e| io("creating", e))?;
+                    std::os::unix::fs::chown(&dir.path, Some(uid), Some(gid))
+                        .map_err(|e| io("chown", e))?;
+                    std::fs::set_permissions(&dir.path, std::fs::Permissions::from_mode(0o777))
+                        .map_err(|e| io("chmod", e))?;
                     return Ok(dir);
                 }
                 Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => continue,
                 Err(e) => {
                     return Err(LangError::Io {
-                        context: format!("creating {}", path.display()),
+                        context: format!("creating {}", outer.display()),
                         source: e,
                     })
                 }
@@ -50,8 +63,8 @@ impl SharedWorkDir {
 
 impl Drop for SharedWorkDir {
     fn drop(&mut self) {
-        if let Err(e) = std::fs::remove_dir_all(&self.path) {
-            tracing::warn!("could not remove {}: {e}", self.path.display());
+        if let Err(e) = std::fs::remove_dir_all(&self.outer) {
+            tracing::warn!("could not remove {}: {e}", self.outer.display());
         }
     }
 }
@@ -62,7 +75,7 @@ mod tests {
     use std::os::unix::fs::MetadataExt;
 
     #[test]
-    fn is_owned_by_the_cell_user_and_removed_on_drop() {
+    fn is_owned_by_the_cell_user_private_to_root_and_removed_on_drop() {
         let root = nix::unistd::geteuid().is_root();
         let (uid, gid) = if root {
             (65534, 65534)
@@ -75,8 +88,11 @@ mod tests {
         if root {
             assert_eq!((meta.uid(), meta.gid()), (65534, 65534));
         }
+        assert_eq!(meta.mode() & 0o777, 0o777);
+        let outer = path.parent().unwrap().to_owned();
+        assert_eq!(std::fs::metadata(&outer).unwrap().mode() & 0o777, 0o700);
         std::fs::write(path.join("main"), b"x").unwrap();
         drop(dir);
-        assert!(!path.exists());
+        assert!(!outer.exists());
     }
 }

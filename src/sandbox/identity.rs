@@ -27,9 +27,13 @@ use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::OnceLock;
+use std::time::{Duration, Instant};
 
 use nix::fcntl::{Flock, FlockArg};
 use serde::{Deserialize, Serialize};
+
+/// The environment variable that sets the range of every launcher left at the default.
+pub const RANGE_ENV: &str = "SANDCELL_UID_RANGE";
 
 /// Where slot lock files live (tmpfs on systemd hosts: gone at reboot).
 pub const SLOT_DIR: &str = "/run/sandcell/uid-slots";
@@ -106,30 +110,72 @@ pub(super) struct Lease {
     _lock: Flock<std::fs::File>,
 }
 
-/// Whether this host can give cells a user namespace: the kernel has them and they are not
-/// disabled (`user.max_user_namespaces` = 0).
+/// Whether this host lets a cell's program create its user namespace (as its own host uid,
+/// without capabilities), or why not.
+pub fn support() -> Result<(), String> {
+    let number = |path: &str| -> Option<u64> {
+        std::fs::read_to_string(path)
+            .ok()
+            .and_then(|s| s.trim().parse().ok())
+    };
+    if !Path::new("/proc/self/ns/user").exists() {
+        return Err("this kernel has no user namespaces".into());
+    }
+    if number("/proc/sys/user/max_user_namespaces") == Some(0) {
+        return Err("user namespaces are disabled (user.max_user_namespaces = 0)".into());
+    }
+    // Debian's switch for user namespaces created without CAP_SYS_ADMIN.
+    if number("/proc/sys/kernel/unprivileged_userns_clone") == Some(0) {
+        return Err("kernel.unprivileged_userns_clone = 0".into());
+    }
+    // Ubuntu >= 23.10: such namespaces get no capabilities, so their maps cannot be written.
+    if number("/proc/sys/kernel/apparmor_restrict_unprivileged_userns") == Some(1) {
+        return Err("kernel.apparmor_restrict_unprivileged_userns = 1".into());
+    }
+    Ok(())
+}
+
+/// [`support`], asked once.
 pub fn supported() -> bool {
     static SUPPORTED: OnceLock<bool> = OnceLock::new();
-    *SUPPORTED.get_or_init(|| {
-        Path::new("/proc/self/ns/user").exists()
-            && std::fs::read_to_string("/proc/sys/user/max_user_namespaces")
-                .ok()
-                .and_then(|s| s.trim().parse::<u64>().ok())
-                .is_some_and(|n| n > 0)
-    })
+    *SUPPORTED.get_or_init(|| support().is_ok())
 }
 
 /// Where the next search starts, so slots rotate instead of the lowest one being reused at
 /// once (files a cell left on a shared bind meet the next owner of its uid later).
 static NEXT: AtomicU32 = AtomicU32::new(u32::MAX);
 
+/// How long a run waits for a slot when all are taken: cells prepared ahead give theirs back
+/// from the janitor, moments after their answer.
+const WAIT_FOR_SLOT: Duration = Duration::from_secs(2);
+
 /// Takes a free slot of `range`: the first one, from a rotating start, whose lock file this
-/// process can lock.
+/// process can lock; waits a little when all are taken.
 pub(super) fn acquire(range: UidRange) -> std::io::Result<Lease> {
-    acquire_in(Path::new(SLOT_DIR), range)
+    let deadline = Instant::now() + WAIT_FOR_SLOT;
+    loop {
+        match try_acquire_in(Path::new(SLOT_DIR), range) {
+            Ok(Some(lease)) => return Ok(lease),
+            Ok(None) if Instant::now() < deadline => {
+                std::thread::sleep(Duration::from_millis(5));
+            }
+            Ok(None) => return Err(all_taken(range)),
+            Err(e) => return Err(e),
+        }
+    }
 }
 
-fn acquire_in(dir: &Path, range: UidRange) -> std::io::Result<Lease> {
+fn all_taken(range: UidRange) -> std::io::Error {
+    std::io::Error::other(format!(
+        "all {} uids of {}..{} are taken by running cells",
+        range.count,
+        range.base,
+        u64::from(range.base) + u64::from(range.count)
+    ))
+}
+
+/// One pass over the slots; `None` when every one is taken.
+fn try_acquire_in(dir: &Path, range: UidRange) -> std::io::Result<Option<Lease>> {
     if !range.enabled() {
         return Err(std::io::Error::other("per-cell uids are off"));
     }
@@ -160,21 +206,16 @@ fn acquire_in(dir: &Path, range: UidRange) -> std::io::Result<Lease> {
         match Flock::lock(file, FlockArg::LockExclusiveNonblock) {
             Ok(lock) => {
                 NEXT.store(start.wrapping_add(i + 1), Ordering::Relaxed);
-                return Ok(Lease {
+                return Ok(Some(Lease {
                     ids: HostIds { uid, gid: uid },
                     _lock: lock,
-                });
+                }));
             }
             Err((_, nix::errno::Errno::EWOULDBLOCK)) => continue,
             Err((_, e)) => return Err(e.into()),
         }
     }
-    Err(std::io::Error::other(format!(
-        "all {} uids of {}..{} are taken by running cells",
-        range.count,
-        range.base,
-        u64::from(range.base) + u64::from(range.count)
-    )))
+    Ok(None)
 }
 
 /// The uid_map (or gid_map) line that maps `visible` inside to `host` outside.
@@ -209,19 +250,17 @@ mod tests {
             base: 5_000_000,
             count: 3,
         };
-        let a = acquire_in(dir.path(), range).unwrap();
-        let b = acquire_in(dir.path(), range).unwrap();
-        let c = acquire_in(dir.path(), range).unwrap();
+        let take = || try_acquire_in(dir.path(), range).unwrap();
+        let (a, b, c) = (take().unwrap(), take().unwrap(), take().unwrap());
         let mut uids = vec![a.ids.uid, b.ids.uid, c.ids.uid];
         uids.sort_unstable();
         uids.dedup();
         assert_eq!(uids.len(), 3, "{uids:?}");
         assert!(uids.iter().all(|u| (5_000_000..5_000_003).contains(u)));
-        let err = acquire_in(dir.path(), range).unwrap_err().to_string();
-        assert!(err.contains("taken"), "{err}");
+        assert!(take().is_none());
         let freed = b.ids.uid;
         drop(b);
-        assert_eq!(acquire_in(dir.path(), range).unwrap().ids.uid, freed);
+        assert_eq!(take().unwrap().ids.uid, freed);
     }
 
     #[test]

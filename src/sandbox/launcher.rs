@@ -144,9 +144,17 @@ impl std::fmt::Debug for Launcher {
 }
 
 impl Launcher {
-    /// Detects the host's cgroups once.
-    pub fn new(config: LauncherConfig) -> Result<Launcher, SandboxError> {
+    /// Detects the host's cgroups once. `SANDCELL_UID_RANGE` (`BASE:COUNT` or `off`) replaces
+    /// a default [`LauncherConfig::uid_range`], for every front end at once.
+    pub fn new(mut config: LauncherConfig) -> Result<Launcher, SandboxError> {
         sys::ensure_std_fds_open();
+        if config.uid_range == UidRange::default() {
+            if let Ok(text) = std::env::var(identity::RANGE_ENV) {
+                config.uid_range = UidRange::parse(&text).map_err(|e| {
+                    SandboxError::prepare(identity::RANGE_ENV, std::io::Error::other(e))
+                })?;
+            }
+        }
         let last_cap = std::fs::read_to_string("/proc/sys/kernel/cap_last_cap")
             .ok()
             .and_then(|s| s.trim().parse().ok())
