@@ -303,9 +303,10 @@ fn concurrent_cells_run_as_different_host_uids() {
         return;
     }
     let marker = format!("uid-marker-{}", std::process::id());
-    // Each cell waits until the test has seen both programs from the host and kills them
-    // (the shell stays: `sleep` is not its last command, which it would exec in its place).
-    let script = "cat /proc/self/uid_map; sleep 60; true";
+    // Each cell prints its map, then becomes a shell named `<marker>-running` (so the test
+    // finds it only once the map is out) that waits until the test has seen both programs
+    // from the host and kills them (`sleep` is not its last command, so the shell stays).
+    let script = "cat /proc/self/uid_map; exec sh -c 'sleep 60; true' \"$0-running\"";
     let cells: Vec<_> = (0..2)
         .map(|_| cell_in_background(&rootfs, vec![], script, marker.clone()))
         .collect();
@@ -313,7 +314,7 @@ fn concurrent_cells_run_as_different_host_uids() {
     let deadline = std::time::Instant::now() + Duration::from_secs(60);
     let mut uids: Vec<u32>;
     loop {
-        uids = common::host_processes_with(&marker)
+        uids = common::host_processes_with(&format!("{marker}-running"))
             .iter()
             .filter_map(|pid| host_uid_of(pid))
             .filter(|&uid| uid != 0)
@@ -326,7 +327,7 @@ fn concurrent_cells_run_as_different_host_uids() {
         }
         std::thread::sleep(Duration::from_millis(20));
     }
-    let pids = common::host_processes_with(&marker);
+    let pids = common::host_processes_with(&format!("{marker}-running"));
     let results: Vec<serde_json::Value> = {
         // End the cells: kill their programs from the host (they are not our children).
         for pid in &pids {
@@ -423,35 +424,45 @@ fn host_uids_are_given_back_after_every_run() {
     };
     let spawner = Some(PathBuf::from(env!("CARGO_BIN_EXE_sandcell")));
     for (name, spawner) in [("in-process", None), ("prepared", spawner)] {
-        let launcher = Launcher::new(LauncherConfig {
-            uid_range: range,
-            warm_cells: usize::from(spawner.is_some()),
-            spawner,
-            ..LauncherConfig::default()
-        })
-        .unwrap();
-        for i in 0..20 {
-            let mut spec = RunSpec::new(
-                &rootfs,
-                vec![
+        // A thread each: after an in-process cell this thread's children get a new time
+        // namespace, and older kernels (6.1 in the VM, not 6.18) refuse it new threads (the
+        // janitor's) with EINVAL.
+        std::thread::scope(|scope| {
+            scope
+                .spawn(|| {
+                    let launcher = Launcher::new(LauncherConfig {
+                        uid_range: range,
+                        warm_cells: usize::from(spawner.is_some()),
+                        spawner,
+                        ..LauncherConfig::default()
+                    })
+                    .unwrap();
+                    for i in 0..20 {
+                        let mut spec = RunSpec::new(
+                            &rootfs,
+                            vec![
                     "/bin/sh".into(),
                     "-c".into(),
                     "cat /proc/self/uid_map; cat /work/in.txt >> /work/out.txt && id -u".into(),
                 ],
-            );
-            spec.files.push(sandcell::spec::FileSpec {
-                path: "in.txt".into(),
-                content: b"x".to_vec(),
-                mode: None,
-            });
-            let spec = spec.validate(&LimitBounds::default()).unwrap();
-            let r = launcher.run(&spec, &mut |_| {}, None);
-            assert_eq!(r.verdict, Verdict::OK, "{name} run {i}: {r:?}");
-            let out = String::from_utf8_lossy(&r.stdout.bytes).into_owned();
-            let mut lines = out.lines();
-            assert_eq!(mapped_host_uid(lines.next().unwrap(), 65534), range.base);
-            assert_eq!(lines.next(), Some("65534"), "{out}");
-        }
+                        );
+                        spec.files.push(sandcell::spec::FileSpec {
+                            path: "in.txt".into(),
+                            content: b"x".to_vec(),
+                            mode: None,
+                        });
+                        let spec = spec.validate(&LimitBounds::default()).unwrap();
+                        let r = launcher.run(&spec, &mut |_| {}, None);
+                        assert_eq!(r.verdict, Verdict::OK, "{name} run {i}: {r:?}");
+                        let out = String::from_utf8_lossy(&r.stdout.bytes).into_owned();
+                        let mut lines = out.lines();
+                        assert_eq!(mapped_host_uid(lines.next().unwrap(), 65534), range.base);
+                        assert_eq!(lines.next(), Some("65534"), "{out}");
+                    }
+                })
+                .join()
+                .unwrap()
+        });
     }
     // No slot is held once the launchers are gone.
     let slot = Path::new("/run/sandcell/uid-slots").join(range.base.to_string());
