@@ -225,7 +225,8 @@ fn rlimit_steps(spec: &RunSpec, have_cgroup: bool) -> Vec<Step> {
     }
     if let (Some(pids), false) = (l.pids, have_cgroup) {
         // Backstop only without a pids cgroup: RLIMIT_NPROC counts every process of the uid
-        // on the host, so with cgroups it would let concurrent cells of one uid interfere.
+        // (per user namespace), so without per-cell uids it would let concurrent cells
+        // interfere; the cgroup's count is exact.
         steps.push(rlimit(libc::RLIMIT_NPROC, pids, "NPROC"));
     }
     steps
