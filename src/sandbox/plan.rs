@@ -285,6 +285,75 @@ fn exec_plan(spec: &RunSpec) -> ExecPlan {
 mod tests {
     use super::*;
 
+    fn labels(steps: &[Step]) -> Vec<String> {
+        steps
+            .iter()
+            .map(|s| {
+                let mut label = super::super::child::Label::new();
+                s.label(&mut label);
+                String::from_utf8_lossy(label.as_bytes()).into_owned()
+            })
+            .collect()
+    }
+
+    #[test]
+    fn a_program_with_host_ids_maps_them_in_its_own_user_namespace() {
+        let spec = RunSpec::new("/img", vec!["/bin/true".into()]);
+        let ids = HostIds {
+            uid: 2_000_000_005,
+            gid: 2_000_000_005,
+        };
+        let steps = program_steps(&spec, Some(ids), None, false, 40, [0, 1, 2]);
+        let names = labels(&steps);
+        let pos = |n: &str| {
+            names
+                .iter()
+                .position(|s| s == n)
+                .unwrap_or_else(|| panic!("{n} in {names:?}"))
+        };
+        assert!(pos("setgroups") < pos("setuid 2000000005"));
+        assert!(pos("setuid 2000000005") < pos("create user namespace"));
+        assert!(pos("create user namespace") < pos("write /proc/self/setgroups"));
+        assert!(pos("write /proc/self/setgroups") < pos("write /proc/self/gid_map"));
+        assert!(pos("write /proc/self/uid_map") < pos("lock securebits"));
+        assert!(pos("drop capability bounding set") < pos("setuid 65534"));
+        assert!(pos("setuid 65534") < pos("drop capabilities"));
+        let uid_map = steps.iter().find_map(|s| match s {
+            Step::WriteProc { path, content } if path.to_bytes().ends_with(b"uid_map") => {
+                Some(content.clone())
+            }
+            _ => None,
+        });
+        assert_eq!(uid_map.as_deref(), Some(&b"65534 2000000005 1\n"[..]));
+        // Without host ids: no namespace, the program is spec.uid on the host.
+        let names = labels(&program_steps(&spec, None, None, false, 40, [0, 1, 2]));
+        assert!(!names.iter().any(|n| n == "create user namespace"));
+    }
+
+    #[test]
+    fn run_files_and_the_work_dir_go_to_the_host_ids() {
+        let mut spec = RunSpec::new("/img", vec!["/bin/true".into()]);
+        spec.files.push(crate::spec::FileSpec {
+            path: "src/main.c".into(),
+            content: b"x".to_vec(),
+            mode: None,
+        });
+        let ids = HostIds { uid: 7, gid: 8 };
+        let steps = run_file_steps(&spec, Some(ids));
+        assert!(
+            matches!(&steps[0], Step::Chown { path, owner: (7, 8) } if path.as_bytes() == b"/work")
+        );
+        for step in &steps {
+            match step {
+                Step::Mkdir { owner, .. } => assert_eq!(*owner, Some((7, 8))),
+                Step::WriteFile { owner, .. } => assert_eq!(*owner, (7, 8)),
+                _ => {}
+            }
+        }
+        let plain = run_file_steps(&spec, None);
+        assert!(!plain.iter().any(|s| matches!(s, Step::Chown { .. })));
+    }
+
     #[test]
     fn spec_variables_override_defaults_and_keep_first_position() {
         let mut spec = RunSpec::new("/img", vec!["/bin/true".into()]);
