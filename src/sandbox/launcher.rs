@@ -477,6 +477,8 @@ impl Launcher {
         on_event: &mut dyn FnMut(RunEvent<'_>),
         cancel: Option<&CancelToken>,
     ) -> Result<RunResult, SandboxError> {
+        // Before a warm cell is taken, so a run that gets no uid does not waste one.
+        let identity = self.take_identity()?;
         let shape = CellShape::of(spec);
         let warm = match &self.warm {
             Some(pool) if shape.poolable() => pool.take(&shape),
@@ -491,13 +493,6 @@ impl Launcher {
         let mut cell = match warm {
             Some(cell) => cell,
             None => factory.prepare(&shape)?,
-        };
-        let identity = match self.take_identity() {
-            Ok(identity) => identity,
-            Err(e) => {
-                factory.discard(cell);
-                return Err(e);
-            }
         };
         if let Err(e) = cell.start(spec, identity) {
             factory.discard(cell);
