@@ -353,3 +353,274 @@ fn no_host_path_of_the_rootfs_or_the_store_is_visible_in_a_cell() {
         "{out}"
     );
 }
+
+// ---- Per-cell identity (issue #14 item 5): every running cell's program has a host uid of
+// its own, and still sees 65534 (or --uid) inside.
+
+/// The default range (`sandbox::identity`): 2000000000..2000004096.
+const UID_BASE: u32 = 2_000_000_000;
+const UID_COUNT: u32 = 4096;
+
+/// Per-cell uids need user namespaces the program can create; skip loudly where not.
+fn require_per_cell_uid() -> bool {
+    let max = std::fs::read_to_string("/proc/sys/user/max_user_namespaces")
+        .ok()
+        .and_then(|s| s.trim().parse::<u64>().ok());
+    common::require(
+        Path::new("/proc/self/ns/user").exists() && max != Some(0),
+        "this host has no usable user namespaces (per-cell uid is degraded)",
+    )
+}
+
+/// The host uid in a `/proc/self/uid_map` line `VISIBLE HOST 1` for `visible`.
+fn mapped_host_uid(uid_map: &str, visible: u32) -> u32 {
+    let fields: Vec<u32> = uid_map
+        .split_whitespace()
+        .map(|f| f.parse().unwrap())
+        .collect();
+    assert_eq!(fields.len(), 3, "one mapping expected: {uid_map:?}");
+    assert_eq!((fields[0], fields[2]), (visible, 1), "{uid_map:?}");
+    fields[1]
+}
+
+fn in_default_range(uid: u32) -> bool {
+    (UID_BASE..UID_BASE + UID_COUNT).contains(&uid)
+}
+
+/// The real uid of a host process, from /proc/PID/status.
+fn host_uid_of(pid: &str) -> Option<u32> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    let line = status.lines().find(|l| l.starts_with("Uid:"))?;
+    line.split_whitespace().nth(1)?.parse().ok()
+}
+
+const PROBE_IDENTITY: &str = r#"id -u; id -g; grep -E '^(Uid|Gid):' /proc/self/status | tr -s '\t ' ' '
+cat /proc/self/uid_map
+if unshare -U true 2>/dev/null; then echo userns=allowed; else echo userns=refused; fi
+echo w > /work/mine && echo work=writable"#;
+
+#[test]
+fn the_program_sees_its_stable_uid_and_runs_as_its_own_host_uid() {
+    let Some(rootfs) = common::setup() else {
+        return;
+    };
+    if !require_per_cell_uid() {
+        return;
+    }
+    for (extra, visible) in [
+        (&[][..], 65534u32),
+        (&["--uid", "1234", "--gid", "4321"][..], 1234),
+    ] {
+        let json = cli(&rootfs, extra, PROBE_IDENTITY, "");
+        assert_eq!(json["verdict"], "OK", "{json}");
+        let out = json["stdout"].as_str().unwrap();
+        let lines: Vec<&str> = out.lines().collect();
+        let gid = if visible == 65534 { 65534 } else { 4321 };
+        assert_eq!(lines[0], visible.to_string(), "{out}");
+        assert_eq!(lines[1], gid.to_string(), "{out}");
+        assert_eq!(
+            lines[2],
+            format!("Uid: {visible} {visible} {visible} {visible}")
+        );
+        assert_eq!(lines[3], format!("Gid: {gid} {gid} {gid} {gid}"));
+        let host = mapped_host_uid(lines[4], visible);
+        assert!(in_default_range(host), "host uid {host}: {out}");
+        // The default seccomp policy still refuses namespaces to the program.
+        assert!(out.contains("userns=refused"), "{out}");
+        assert!(out.contains("work=writable"), "{out}");
+    }
+}
+
+/// Starts a CLI cell running `script` with `marker` on its command line (a thread).
+fn cell_in_background(
+    rootfs: &Path,
+    extra: Vec<String>,
+    script: &'static str,
+    marker: String,
+) -> std::thread::JoinHandle<serde_json::Value> {
+    let rootfs = rootfs.to_path_buf();
+    std::thread::spawn(move || {
+        let extra: Vec<&str> = extra.iter().map(String::as_str).collect();
+        let args: Vec<&str> = BUDGET.iter().copied().chain(extra).collect();
+        common::run_json(&rootfs, &args, &["/bin/sh", "-c", script, &marker]).0
+    })
+}
+
+#[test]
+fn concurrent_cells_run_as_different_host_uids() {
+    let Some(rootfs) = common::setup() else {
+        return;
+    };
+    if !require_per_cell_uid() {
+        return;
+    }
+    let marker = format!("uid-marker-{}", std::process::id());
+    // Each cell prints its map, then becomes a shell named `<marker>-running` (so the test
+    // finds it only once the map is out) that waits until the test has seen both programs
+    // from the host and kills them (`sleep` is not its last command, so the shell stays).
+    let script = "cat /proc/self/uid_map; exec sh -c 'sleep 60; true' \"$0-running\"";
+    let cells: Vec<_> = (0..2)
+        .map(|_| cell_in_background(&rootfs, vec![], script, marker.clone()))
+        .collect();
+    // From the host: the programs (not the root-owned sandcell processes) and their uids.
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    let mut uids: Vec<u32>;
+    loop {
+        uids = common::host_processes_with(&format!("{marker}-running"))
+            .iter()
+            .filter_map(|pid| host_uid_of(pid))
+            .filter(|&uid| uid != 0)
+            .collect();
+        uids.sort_unstable();
+        // A forked shell child shows its parent's command line until it execs.
+        uids.dedup();
+        if uids.len() >= 2 || std::time::Instant::now() > deadline {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let pids = common::host_processes_with(&format!("{marker}-running"));
+    let results: Vec<serde_json::Value> = {
+        // End the cells: kill their programs from the host (they are not our children).
+        for pid in &pids {
+            if host_uid_of(pid).is_some_and(|u| u != 0) {
+                let _ = nix::sys::signal::kill(
+                    nix::unistd::Pid::from_raw(pid.parse().unwrap()),
+                    nix::sys::signal::Signal::SIGKILL,
+                );
+            }
+        }
+        cells.into_iter().map(|c| c.join().unwrap()).collect()
+    };
+    assert_eq!(uids.len(), 2, "programs seen from the host: {uids:?}");
+    assert_ne!(
+        uids[0], uids[1],
+        "two running cells share host uid {}",
+        uids[0]
+    );
+    assert!(uids.iter().all(|&u| in_default_range(u)), "{uids:?}");
+    // Inside, each mapped 65534 to the uid the host saw.
+    let mut inside: Vec<u32> = results
+        .iter()
+        .map(|j| mapped_host_uid(j["stdout"].as_str().unwrap().trim(), 65534))
+        .collect();
+    inside.sort_unstable();
+    assert_eq!(inside, uids, "{results:?}");
+}
+
+#[test]
+fn files_on_a_shared_writable_bind_belong_to_each_cell() {
+    let Some(rootfs) = common::setup() else {
+        return;
+    };
+    if !require_per_cell_uid() {
+        return;
+    }
+    let shared = tempfile::tempdir().unwrap();
+    std::fs::set_permissions(
+        shared.path(),
+        std::os::unix::fs::PermissionsExt::from_mode(0o1777),
+    )
+    .unwrap();
+    let bind = vec![
+        "--bind".to_string(),
+        format!("{}:/work/shared:rw", shared.path().display()),
+    ];
+    // A writes its file and stays; B, running at the same time as the same visible uid,
+    // may neither change nor remove it, and cannot signal A's program.
+    let a = cell_in_background(
+        &rootfs,
+        bind.clone(),
+        "echo a > /work/shared/a; i=0; while [ ! -e /work/shared/done ] && [ $i -lt 600 ]; do sleep 0.1; i=$((i+1)); done",
+        "cell-a".into(),
+    );
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    while !shared.path().join("a").exists() && std::time::Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let b = cell_in_background(
+        &rootfs,
+        bind,
+        "id -u; (echo b >> /work/shared/a) 2>/dev/null && echo changed; rm -f /work/shared/a 2>/dev/null; [ -e /work/shared/a ] && echo kept; echo b > /work/shared/b; touch /work/shared/done",
+        "cell-b".into(),
+    )
+    .join()
+    .unwrap();
+    let a = a.join().unwrap();
+    assert_eq!(a["verdict"], "OK", "{a}");
+    assert_eq!(b["verdict"], "OK", "{b}");
+    assert_eq!(b["stdout"], "65534\nkept\n", "{b}");
+    assert_eq!(
+        std::fs::read_to_string(shared.path().join("a")).unwrap(),
+        "a\n"
+    );
+    use std::os::unix::fs::MetadataExt;
+    let owner = |f: &str| std::fs::metadata(shared.path().join(f)).unwrap().uid();
+    assert!(in_default_range(owner("a")), "{}", owner("a"));
+    assert!(in_default_range(owner("b")), "{}", owner("b"));
+    assert_ne!(owner("a"), owner("b"));
+}
+
+#[test]
+fn host_uids_are_given_back_after_every_run() {
+    let Some(rootfs) = common::setup() else {
+        return;
+    };
+    if !require_per_cell_uid() {
+        return;
+    }
+    // A range of one uid, private to this test: every run needs the previous one's back.
+    let range = sandcell::sandbox::UidRange {
+        base: 1_900_000_000 + (std::process::id() % 1000) * 2,
+        count: 1,
+    };
+    let spawner = Some(PathBuf::from(env!("CARGO_BIN_EXE_sandcell")));
+    for (name, spawner) in [("in-process", None), ("prepared", spawner)] {
+        // A thread each: after an in-process cell this thread's children get a new time
+        // namespace, and older kernels (6.1 in the VM, not 6.18) refuse it new threads (the
+        // janitor's) with EINVAL.
+        std::thread::scope(|scope| {
+            scope
+                .spawn(|| {
+                    let launcher = Launcher::new(LauncherConfig {
+                        uid_range: range,
+                        warm_cells: usize::from(spawner.is_some()),
+                        spawner,
+                        ..LauncherConfig::default()
+                    })
+                    .unwrap();
+                    for i in 0..20 {
+                        let mut spec = RunSpec::new(
+                            &rootfs,
+                            vec![
+                    "/bin/sh".into(),
+                    "-c".into(),
+                    "cat /proc/self/uid_map; cat /work/in.txt >> /work/out.txt && id -u".into(),
+                ],
+                        );
+                        spec.files.push(sandcell::spec::FileSpec {
+                            path: "in.txt".into(),
+                            content: b"x".to_vec(),
+                            mode: None,
+                        });
+                        let spec = spec.validate(&LimitBounds::default()).unwrap();
+                        let r = launcher.run(&spec, &mut |_| {}, None);
+                        assert_eq!(r.verdict, Verdict::OK, "{name} run {i}: {r:?}");
+                        let out = String::from_utf8_lossy(&r.stdout.bytes).into_owned();
+                        let mut lines = out.lines();
+                        assert_eq!(mapped_host_uid(lines.next().unwrap(), 65534), range.base);
+                        assert_eq!(lines.next(), Some("65534"), "{out}");
+                    }
+                })
+                .join()
+                .unwrap()
+        });
+    }
+    // No slot is held once the launchers are gone.
+    let slot = Path::new("/run/sandcell/uid-slots").join(range.base.to_string());
+    let file = std::fs::File::open(&slot).unwrap();
+    nix::fcntl::Flock::lock(file, nix::fcntl::FlockArg::LockExclusiveNonblock)
+        .map_err(|(_, e)| e)
+        .expect("the slot is free");
+    let _ = std::fs::remove_file(&slot);
+}

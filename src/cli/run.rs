@@ -177,6 +177,10 @@ pub struct RunArgs {
     /// Run even if the host cannot enforce a requested limit (listed in `degraded`).
     #[arg(long)]
     pub allow_degraded: bool,
+    /// Host uids cells take one each of while they run, as BASE:COUNT, or `off` (every cell
+    /// then runs as --uid on the host); default 2000000000:4096 or $SANDCELL_UID_RANGE.
+    #[arg(long, value_parser = crate::sandbox::UidRange::parse)]
+    pub uid_range: Option<crate::sandbox::UidRange>,
     /// Command and arguments (with --image: the image's default command when absent; with
     /// --lang: extra arguments of the program).
     #[arg(last = true)]
@@ -228,7 +232,11 @@ pub fn main(args: RunArgs) -> i32 {
             return super::EXIT_USAGE;
         }
     };
-    let launcher = match Launcher::new(LauncherConfig::default()) {
+    let config = LauncherConfig {
+        uid_range: args.uid_range.unwrap_or_default(),
+        ..LauncherConfig::default()
+    };
+    let launcher = match Launcher::new(config) {
         Ok(l) => l,
         Err(e) => {
             super::error_line(e);

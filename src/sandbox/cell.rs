@@ -9,6 +9,7 @@ use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
 
 use super::cgroup::CellCgroup;
 use super::child;
+use super::identity::Lease;
 use super::janitor::{Finished, Janitor};
 use super::launcher::{open_stdin, CancelToken, RunEvent};
 use super::plan::cgroup_limits;
@@ -30,6 +31,8 @@ pub(super) struct Cell {
     /// started at its clone has none).
     pub control: Option<OwnedFd>,
     pub cgroup: Option<CellCgroup>,
+    /// The program's own host uid/gid while the cell lives (`identity.rs`).
+    pub identity: Option<Lease>,
 }
 
 /// Who tears a cell down after its run.
@@ -52,10 +55,12 @@ impl Cell {
     }
 
     /// Starts `spec` in a cell prepared ahead: writes the run's limits into its cgroup and
-    /// sends it the run (stdin, the run message and, if given, the work disk to attach).
+    /// sends it the run (stdin, the run message with the host ids of `identity`, which the
+    /// cell keeps until its teardown, and, if given, the work disk to attach).
     pub fn start(
         &mut self,
         spec: &RunSpec,
+        identity: Option<Lease>,
         work_disk: Option<&WorkDisk>,
     ) -> Result<(), SandboxError> {
         let Some(control) = &self.control else {
@@ -68,8 +73,10 @@ impl Cell {
             cg.activate(&cgroup_limits(spec))?;
         }
         let stdin = open_stdin(&spec.stdin)?;
+        let ids = identity.as_ref().map(|l| l.ids);
+        self.identity = identity;
         let message =
-            go::encode(spec).map_err(|e| SandboxError::prepare("write the run message", e))?;
+            go::encode(spec, ids).map_err(|e| SandboxError::prepare("write the run message", e))?;
         let mut fds = vec![stdin.as_fd(), message.as_fd()];
         fds.extend(work_disk.map(WorkDisk::as_fd));
         ipc::send(control.as_fd(), b"run", &fds)
@@ -97,6 +104,7 @@ impl Cell {
             status,
             control,
             cgroup,
+            identity,
         } = self;
         let observed = supervisor::supervise(
             Watch {
@@ -125,6 +133,7 @@ impl Cell {
             pidfd,
             cgroup,
             reaped: observed.reaped.is_some(),
+            _identity: identity,
         };
         match teardown {
             Teardown::Janitor(janitor) => janitor.adopt(finished),

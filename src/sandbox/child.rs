@@ -249,6 +249,21 @@ pub(super) enum Step {
         name: &'static str,
     },
     ClearGroups,
+    /// Make this process dumpable again after a uid change, so its /proc files (uid_map)
+    /// are its own to write; exec decides again for the program.
+    Dumpable,
+    /// Enter a new user namespace (the program's: its own host uid mapped to the visible one).
+    NewUserNamespace,
+    /// Write a /proc control file of this process (`setgroups`, `uid_map`, `gid_map`).
+    WriteProc {
+        path: &'static CStr,
+        content: Vec<u8>,
+    },
+    /// Give an existing path (a work dir tmpfs root) to the program's host ids.
+    Chown {
+        path: CString,
+        owner: (u32, u32),
+    },
     SetGid(u32),
     LockSecurebits,
     DropBoundingSet {
@@ -390,6 +405,10 @@ impl Step {
                 ..
             } => sys::setrlimit(*resource, *soft, *hard),
             Step::ClearGroups => sys::clear_groups(),
+            Step::Dumpable => sys::prctl(libc::PR_SET_DUMPABLE, 1, 0).map(drop),
+            Step::NewUserNamespace => sys::unshare(libc::CLONE_NEWUSER),
+            Step::WriteProc { path, content } => sys::write_file(path, content),
+            Step::Chown { path, owner } => sys::lchown(path, owner.0, owner.1),
             Step::SetGid(gid) => sys::set_gid(*gid),
             Step::LockSecurebits => sys::prctl(
                 libc::PR_SET_SECUREBITS,
@@ -621,6 +640,17 @@ impl Step {
                 out.push(b"setrlimit ").push(name.as_bytes());
             }
             Step::ClearGroups => text(out, "setgroups"),
+            Step::Dumpable => text(out, "set dumpable"),
+            Step::NewUserNamespace => text(out, "create user namespace"),
+            Step::WriteProc { path, .. } => {
+                out.push(b"write ").push(path.to_bytes());
+            }
+            Step::Chown { path, owner } => {
+                out.push(b"chown ")
+                    .push(path.as_bytes())
+                    .push(b" to ")
+                    .push_number(u64::from(owner.0));
+            }
             Step::SetGid(gid) => {
                 out.push(b"setgid ").push_number(u64::from(*gid));
             }
@@ -653,6 +683,9 @@ pub(super) struct ChildPlan {
     pub status_fd: RawFd,
     /// Descriptors the reaper closes after forking the program (stdio sources).
     pub reaper_closes: Vec<RawFd>,
+    /// The program gets its own copy of the memory instead of sharing PID 1's until exec:
+    /// required when it creates a user namespace (see [`sys::clone_vfork`]).
+    pub own_memory: bool,
 }
 
 /// Reports the failed step (its label) over the error pipe and exits.
@@ -684,12 +717,13 @@ fn program_main(plan: &ChildPlan) -> ! {
 }
 
 /// Starts the program vfork-style (it shares this process's memory until it execs: no page
-/// table copy, no copy-on-write faults), then reaps. Never returns.
+/// table copy, no copy-on-write faults; with [`ChildPlan::own_memory`] a copy of it), then
+/// reaps. Never returns.
 pub(super) fn start_program(plan: &ChildPlan, stack: &mut [u8]) -> ! {
     // SAFETY: this process is single-threaded (PID 1 of a cell) and suspended until the
     // program execs or exits; `program_main` runs only the prepared raw-syscall steps on
     // `stack`, which nothing else uses, and ends in execve or _exit.
-    match unsafe { sys::clone_vfork(stack, program_main, plan) } {
+    match unsafe { sys::clone_vfork(stack, program_main, plan, !plan.own_memory) } {
         Ok(program) => reap(plan, program),
         Err(errno) => fail(plan.error_fd, &Label::text("fork the program"), errno),
     }

@@ -1,12 +1,14 @@
 //! The run message a prepared cell waits for: the run's spec, sent as a memfd (header JSON
 //! with the file contents taken out, then the contents as raw bytes) next to the program's
-//! stdin descriptor.
+//! stdin descriptor. The cell's host ids (`identity.rs`) travel with it: they are chosen when
+//! the run starts, not when the cell was prepared.
 
 use std::io::{Read, Seek, Write};
 use std::os::fd::OwnedFd;
 
 use serde::{Deserialize, Serialize};
 
+use super::identity::HostIds;
 use crate::spec::{FileSpec, RunSpec, StdinSource};
 
 #[derive(Serialize, Deserialize)]
@@ -14,6 +16,8 @@ struct Header {
     spec: RunSpec,
     /// Byte length of each file's content, in the order of `spec.files`.
     file_sizes: Vec<u64>,
+    /// The program's own host uid/gid; `None`: it runs as `spec.uid` on the host.
+    ids: Option<HostIds>,
 }
 
 fn invalid(what: impl std::fmt::Display) -> std::io::Error {
@@ -21,7 +25,7 @@ fn invalid(what: impl std::fmt::Display) -> std::io::Error {
 }
 
 /// Writes the run's spec into a new memfd (stdin travels as its own descriptor).
-pub(super) fn encode(spec: &RunSpec) -> std::io::Result<OwnedFd> {
+pub(super) fn encode(spec: &RunSpec, ids: Option<HostIds>) -> std::io::Result<OwnedFd> {
     // Field by field, so neither stdin bytes nor file contents are copied.
     let header = Header {
         spec: RunSpec {
@@ -50,6 +54,7 @@ pub(super) fn encode(spec: &RunSpec) -> std::io::Result<OwnedFd> {
             keep_output: spec.keep_output,
         },
         file_sizes: spec.files.iter().map(|f| f.content.len() as u64).collect(),
+        ids,
     };
     let json = serde_json::to_vec(&header).map_err(invalid)?;
     let fd =
@@ -65,8 +70,8 @@ pub(super) fn encode(spec: &RunSpec) -> std::io::Result<OwnedFd> {
     Ok(OwnedFd::from(file))
 }
 
-/// Reads a run's spec back (in the cell's PID 1).
-pub(super) fn decode(fd: OwnedFd) -> std::io::Result<RunSpec> {
+/// Reads a run's spec and host ids back (in the cell's PID 1).
+pub(super) fn decode(fd: OwnedFd) -> std::io::Result<(RunSpec, Option<HostIds>)> {
     let mut input = std::fs::File::from(fd);
     input.rewind()?;
     let mut len = [0u8; 8];
@@ -89,7 +94,7 @@ pub(super) fn decode(fd: OwnedFd) -> std::io::Result<RunSpec> {
         }
         file.content = content;
     }
-    Ok(header.spec)
+    Ok((header.spec, header.ids))
 }
 
 #[cfg(test)]
@@ -109,9 +114,14 @@ mod tests {
                 mode: Some(0o755),
             });
         }
-        let back = decode(encode(&spec).unwrap()).unwrap();
+        let ids = HostIds {
+            uid: 2_000_000_001,
+            gid: 2_000_000_001,
+        };
+        let (back, back_ids) = decode(encode(&spec, Some(ids)).unwrap()).unwrap();
         let mut expected = spec.clone();
         expected.stdin = StdinSource::Null;
         assert_eq!(back, expected);
+        assert_eq!(back_ids, Some(ids));
     }
 }

@@ -84,6 +84,9 @@ pub struct HostFacts {
     pub creation: Vec<(String, Creation)>,
     /// /proc/sys/user/max_user_namespaces.
     pub max_user_namespaces: Option<u64>,
+    /// Whether a cell's program can create its own user namespace for its per-cell uid, or
+    /// why not (`identity.rs`).
+    pub per_cell_uid: Result<(), String>,
     /// The `Seccomp:` mode of this process (None: the kernel has no CONFIG_SECCOMP).
     pub seccomp_mode: Option<u32>,
     /// /proc/sys/kernel/seccomp/actions_avail.
@@ -161,6 +164,7 @@ pub fn gather() -> HostFacts {
         namespaces,
         max_user_namespaces: read("/proc/sys/user/max_user_namespaces")
             .and_then(|s| s.trim().parse().ok()),
+        per_cell_uid: super::identity::support(),
         seccomp_mode: status_field(&status, "Seccomp").and_then(|v| v.parse().ok()),
         seccomp_actions: read("/proc/sys/kernel/seccomp/actions_avail")
             .unwrap_or_default()
@@ -347,7 +351,7 @@ impl HostReport {
                     "runs with cgroup limits fail (cells get their own cgroup namespace)"
                 }
                 ("cgroup", _) => "",
-                ("user", _) => "none: sandcell does not use user namespaces",
+                ("user", _) => "cells share one host uid (see per-cell uid)",
                 _ if required => "sandcell run refuses to start",
                 _ => "",
             };
@@ -429,6 +433,23 @@ impl HostReport {
             )
             .impact_if_missing(
                 "runs are refused unless --allow-degraded (cells would see the host's uptime)",
+            ),
+        );
+        checks.push(
+            check(
+                "per-cell uid",
+                facts.per_cell_uid.is_ok(),
+                false,
+                match &facts.per_cell_uid {
+                    Ok(()) => "each running cell's program has its own host uid/gid, mapped to \
+                               the uid it sees by a user namespace"
+                        .into(),
+                    Err(why) => why.clone(),
+                },
+            )
+            .impact_if_missing(
+                "runs are refused unless --allow-degraded (concurrent cells would share one \
+                 host uid: per-user limits, files on shared binds)",
             ),
         );
         checks.push(
@@ -667,6 +688,7 @@ mod tests {
                 .map(|(ns, _)| (ns.to_string(), Creation::Works))
                 .collect(),
             max_user_namespaces: Some(1000),
+            per_cell_uid: Ok(()),
             seccomp_mode: Some(0),
             seccomp_actions: ["kill_process", "errno", "allow"]
                 .map(String::from)

@@ -15,6 +15,7 @@ use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
 use nix::sys::eventfd::{EfdFlags, EventFd};
 
 use super::cgroup::CellCgroup;
+use super::identity::Lease;
 use super::sys;
 
 /// A cell whose run is over (or that was never used).
@@ -24,6 +25,9 @@ pub(super) struct Finished {
     pub cgroup: Option<CellCgroup>,
     /// PID 1 was already reaped by the supervisor.
     pub reaped: bool,
+    /// The cell's host uid slot: freed when this is dropped, once PID 1 is reaped (its pid
+    /// namespace, and with it every process of that uid, is gone by then).
+    pub _identity: Option<Lease>,
 }
 
 /// After this long a cell that has not gone away is killed again.

@@ -22,6 +22,7 @@ use std::time::Instant;
 use super::cell::{Cell, Teardown};
 use super::cgroup::{CellCgroup, CgroupHost};
 use super::child::{self, ChildPlan};
+use super::identity::{self, Lease, UidRange};
 use super::janitor::Janitor;
 use super::limit::Limit;
 use super::permits::CellPermits;
@@ -64,6 +65,10 @@ pub struct LauncherConfig {
     /// At most this many cells run at once (further runs wait for one to end); `None`: no
     /// bound. A daemon sets its worker count, so runs and gradings share the same cells.
     pub max_cells: Option<usize>,
+    /// Host uids (and gids) that running cells take one each of, unique across every sandcell
+    /// process on the host; the program still sees its `spec.uid` (`identity.rs`). A count
+    /// of 0 turns this off: every cell then runs as `spec.uid` on the host.
+    pub uid_range: UidRange,
 }
 
 /// Something that happened during a run, delivered as it happens (for streaming).
@@ -141,9 +146,17 @@ impl std::fmt::Debug for Launcher {
 }
 
 impl Launcher {
-    /// Detects the host's cgroups once.
-    pub fn new(config: LauncherConfig) -> Result<Launcher, SandboxError> {
+    /// Detects the host's cgroups once. `SANDCELL_UID_RANGE` (`BASE:COUNT` or `off`) replaces
+    /// a default [`LauncherConfig::uid_range`], for every front end at once.
+    pub fn new(mut config: LauncherConfig) -> Result<Launcher, SandboxError> {
         sys::ensure_std_fds_open();
+        if config.uid_range == UidRange::default() {
+            if let Ok(text) = std::env::var(identity::RANGE_ENV) {
+                config.uid_range = UidRange::parse(&text).map_err(|e| {
+                    SandboxError::prepare(identity::RANGE_ENV, std::io::Error::other(e))
+                })?;
+            }
+        }
         let last_cap = std::fs::read_to_string("/proc/sys/kernel/cap_last_cap")
             .ok()
             .and_then(|s| s.trim().parse().ok())
@@ -298,7 +311,21 @@ impl Launcher {
         if !timens::supported() {
             missing.push(Limit::TimeNamespace);
         }
+        if self.config.uid_range.enabled() && !identity::supported() {
+            missing.push(Limit::PerCellUid);
+        }
         missing
+    }
+
+    /// The cell's own host uid/gid, when configured and possible (else the program runs as
+    /// `spec.uid` on the host; that case was refused or listed as degraded before).
+    fn take_identity(&self) -> Result<Option<Lease>, SandboxError> {
+        if !self.config.uid_range.enabled() || !identity::supported() {
+            return Ok(None);
+        }
+        identity::acquire(self.config.uid_range)
+            .map(Some)
+            .map_err(|e| SandboxError::prepare("take a host uid for the cell", e))
     }
 
     /// Cgroup limits asked for that this host cannot enforce.
@@ -381,6 +408,8 @@ impl Launcher {
             .iter()
             .flat_map(|cg| cg.join_fds().iter().map(AsRawFd::as_raw_fd))
             .collect();
+        let identity = self.take_identity()?;
+        let ids = identity.as_ref().map(|l| l.ids);
         let disk_fd = capture
             .as_ref()
             .and_then(|c| c.disk.as_ref())
@@ -393,12 +422,10 @@ impl Launcher {
             status_w.as_raw_fd(),
         ];
         pass.extend(disk_fd);
-        let init_steps = plan::init_steps(spec, entry, &join, &pass)?;
-        let mut files: Vec<_> = disk_fd
-            .map(|fd| mounts::attach_work_disk(spec, fd))
-            .into_iter()
-            .collect();
-        files.extend(mounts::file_steps(spec));
+        let mut init_steps = plan::init_steps(spec, entry, &join, &pass)?;
+        if let Some(ids) = ids {
+            plan::give_to(&mut init_steps, ids);
+        }
         let cell = CellPlan {
             init_steps,
             stdout: out_w.as_fd(),
@@ -409,10 +436,11 @@ impl Launcher {
         };
         let mut stack = vec![0u8; child::PROGRAM_STACK];
         let mut run = ReadyRun {
-            files,
+            files: plan::run_file_steps(spec, ids, disk_fd),
             program: ChildPlan {
                 program_steps: plan::program_steps(
                     spec,
+                    ids,
                     policy,
                     cgroup.is_some(),
                     self.last_cap,
@@ -421,6 +449,7 @@ impl Launcher {
                 error_fd: report_w.as_raw_fd(),
                 status_fd: status_w.as_raw_fd(),
                 reaper_closes: vec![stdin.as_raw_fd(), out_w.as_raw_fd(), err_w.as_raw_fd()],
+                own_memory: ids.is_some(),
             },
             stack: &mut stack,
         };
@@ -469,6 +498,7 @@ impl Launcher {
             status: status_r,
             control: None,
             cgroup,
+            identity,
         };
         Ok(cell.supervise(
             spec,
@@ -490,6 +520,8 @@ impl Launcher {
         on_event: &mut dyn FnMut(RunEvent<'_>),
         cancel: Option<&CancelToken>,
     ) -> Result<RunResult, SandboxError> {
+        // Before a warm cell is taken, so a run that gets no uid does not waste one.
+        let identity = self.take_identity()?;
         let shape = CellShape::of(spec);
         let warm = match &self.warm {
             Some(pool) if shape.poolable() => pool.take(&shape),
@@ -505,7 +537,8 @@ impl Launcher {
             Some(cell) => cell,
             None => factory.prepare(&shape)?,
         };
-        if let Err(e) = cell.start(spec, capture.as_ref().and_then(|c| c.disk.as_ref())) {
+        let disk = capture.as_ref().and_then(|c| c.disk.as_ref());
+        if let Err(e) = cell.start(spec, identity, disk) {
             factory.discard(cell);
             return Err(e);
         }

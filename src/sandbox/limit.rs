@@ -19,6 +19,10 @@ pub enum Limit {
     /// A fresh time namespace per cell (kernel 5.6+).
     #[serde(rename = "time namespace")]
     TimeNamespace,
+    /// A host uid of its own for each cell's program (user namespaces the program can
+    /// create).
+    #[serde(rename = "per-cell uid")]
+    PerCellUid,
 }
 
 impl Limit {
@@ -33,6 +37,7 @@ impl Limit {
             Limit::Cpus => "cpus",
             Limit::CpuTime => "cpu_time",
             Limit::TimeNamespace => "time namespace",
+            Limit::PerCellUid => "per-cell uid",
         }
     }
 
@@ -45,7 +50,7 @@ impl Limit {
             Limit::Pids => Some("pids"),
             Limit::Cpus => Some("cpu"),
             Limit::CpuTime => Some("cpuacct"),
-            Limit::TimeNamespace => None,
+            Limit::TimeNamespace | Limit::PerCellUid => None,
         }
     }
 
@@ -56,7 +61,7 @@ impl Limit {
             Limit::Pids => "--pids",
             Limit::Cpus => "--cpus",
             Limit::CpuTime => "--cpu-time",
-            Limit::TimeNamespace => "",
+            Limit::TimeNamespace | Limit::PerCellUid => "",
         }
     }
 }
@@ -73,7 +78,10 @@ mod tests {
 
     #[test]
     fn names_match_their_serialised_form() {
-        for l in Limit::CGROUP.into_iter().chain([Limit::TimeNamespace]) {
+        for l in Limit::CGROUP
+            .into_iter()
+            .chain([Limit::TimeNamespace, Limit::PerCellUid])
+        {
             assert_eq!(serde_json::to_value(l).unwrap(), l.name());
         }
     }

@@ -28,6 +28,7 @@ mod child;
 mod error;
 mod go;
 pub mod host_probe;
+mod identity;
 mod ipc;
 mod janitor;
 mod launcher;
@@ -46,6 +47,7 @@ mod warm;
 mod work_disk;
 
 pub use error::SandboxError;
+pub use identity::UidRange;
 pub use launcher::{CancelToken, CapturedRun, CellCounts, Launcher, LauncherConfig, RunEvent};
 pub use limit::Limit;
 pub use spawner::{spawner_main, SPAWNER_ARG};

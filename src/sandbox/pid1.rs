@@ -20,7 +20,7 @@ use super::child::{self, ChildPlan, Label, Step, MAX_BIND_SLOTS};
 use super::seccomp::CompiledPolicy;
 use super::shape::CellShape;
 use super::sys;
-use super::{go, ipc, mounts, plan};
+use super::{go, ipc, plan};
 
 const RECEIVE: &str = "receive the run";
 const DECODE: &str = "read the run message";
@@ -99,8 +99,8 @@ fn await_run(plan: &CellPlan<'_>, awaited: &Awaited<'_>, slots: &mut [RawFd; MAX
     else {
         child::fail(error_fd, &Label::text(RECEIVE), libc::EINVAL)
     };
-    let mut spec = match go::decode(message) {
-        Ok(spec) => spec,
+    let (mut spec, ids) = match go::decode(message) {
+        Ok(run) => run,
         Err(e) => child::fail(error_fd, &Label::text(DECODE), errno_of(&e)),
     };
     if CellShape::of(&spec).key() != awaited.key {
@@ -112,17 +112,14 @@ fn await_run(plan: &CellPlan<'_>, awaited: &Awaited<'_>, slots: &mut [RawFd; MAX
         Err(e) => child::fail(error_fd, &Label::text(RECEIVE), e as i32),
     };
 
-    let mut files = Vec::new();
-    if let Some(disk) = work_disk {
-        // Owned by the step from here: it closes the descriptor once attached.
-        files.push(mounts::attach_work_disk(&spec, disk.into_raw_fd()));
-    }
-    files.extend(mounts::file_steps(&spec));
+    // The work disk's descriptor is owned by its step from here: it closes it once attached.
+    let files = plan::run_file_steps(&spec, ids, work_disk.map(IntoRawFd::into_raw_fd));
     spec.files = Vec::new();
     let fds: [RawFd; 3] = [stdin, plan.stdout.as_raw_fd(), plan.stderr.as_raw_fd()];
     let program = ChildPlan {
         program_steps: plan::program_steps(
             &spec,
+            ids,
             awaited.policy.clone(),
             awaited.have_cgroup,
             awaited.last_cap,
@@ -131,6 +128,7 @@ fn await_run(plan: &CellPlan<'_>, awaited: &Awaited<'_>, slots: &mut [RawFd; MAX
         error_fd,
         status_fd: plan.status.as_raw_fd(),
         reaper_closes: vec![fds[0], fds[1], fds[2], awaited.control.as_raw_fd()],
+        own_memory: ids.is_some(),
     };
     drop(spec);
     let mut stack = vec![0u8; child::PROGRAM_STACK];

@@ -11,6 +11,7 @@ use std::sync::Arc;
 
 use super::cgroup::CgroupLimits;
 use super::child::{ExecPlan, Step};
+use super::identity::{self, HostIds};
 use super::{mounts, seccomp, SandboxError};
 use crate::spec::{RunSpec, DEFAULT_PATH};
 
@@ -73,8 +74,17 @@ pub(super) fn init_steps(
 
 /// The steps of the program process: stdio, rlimits, identity, capabilities, no_new_privs,
 /// seccomp (last) and execve.
+///
+/// With `ids` (the cell's own host uid/gid, `identity.rs`) the program switches to them on
+/// the host (losing every host capability), then enters a user namespace of its own whose
+/// maps it may write itself because each maps exactly its own id: `spec.uid` → `ids.uid`,
+/// `spec.gid` → `ids.gid` (setgroups denied first). It then switches to those visible ids
+/// inside: the program sees `spec.uid`, the host sees `ids.uid`. Securebits and the
+/// bounding set are set after the unshare (a new user namespace starts with default
+/// securebits and a full set), and every capability it held in its namespace is dropped.
 pub(super) fn program_steps(
     spec: &RunSpec,
+    ids: Option<HostIds>,
     policy: Option<Arc<seccomp::CompiledPolicy>>,
     have_cgroup: bool,
     last_cap: u32,
@@ -93,8 +103,28 @@ pub(super) fn program_steps(
         },
     ];
     steps.extend(rlimit_steps(spec, have_cgroup));
+    steps.push(Step::ClearGroups);
+    if let Some(ids) = ids {
+        steps.extend([
+            Step::SetGid(ids.gid),
+            Step::SetUid(ids.uid),
+            Step::Dumpable,
+            Step::NewUserNamespace,
+            Step::WriteProc {
+                path: c"/proc/self/setgroups",
+                content: b"deny".to_vec(),
+            },
+            Step::WriteProc {
+                path: c"/proc/self/uid_map",
+                content: identity::map_line(spec.uid, ids.uid),
+            },
+            Step::WriteProc {
+                path: c"/proc/self/gid_map",
+                content: identity::map_line(spec.gid, ids.gid),
+            },
+        ]);
+    }
     steps.extend([
-        Step::ClearGroups,
         Step::SetGid(spec.gid),
         Step::LockSecurebits,
         Step::DropBoundingSet { last_cap },
@@ -111,6 +141,49 @@ pub(super) fn program_steps(
     }
     steps.push(Step::Exec(exec_plan(spec)));
     steps
+}
+
+/// The steps that put the run's files into the work dir, owned by the program: by its host
+/// ids when it has its own (then the work dir tmpfs, mounted for `spec.uid` when the cell
+/// was set up, is given to them first). A work disk (its descriptor `work_disk`, closed by
+/// its step) is attached over the work dir before anything else.
+pub(super) fn run_file_steps(
+    spec: &RunSpec,
+    ids: Option<HostIds>,
+    work_disk: Option<RawFd>,
+) -> Vec<Step> {
+    let mut steps: Vec<Step> = work_disk
+        .map(|fd| mounts::attach_work_disk(spec, fd))
+        .into_iter()
+        .collect();
+    if let Some(ids) = ids {
+        if !spec.binds.iter().any(|b| b.target == spec.work_dir) {
+            steps.push(Step::Chown {
+                path: cstring(&spec.work_dir),
+                owner: (ids.uid, ids.gid),
+            });
+        }
+    }
+    let mut files = mounts::file_steps(spec);
+    if let Some(ids) = ids {
+        give_to(&mut files, ids);
+    }
+    steps.extend(files);
+    steps
+}
+
+/// Gives what `steps` create for the program (directories and files owned by `spec.uid`)
+/// to its host ids instead.
+pub(super) fn give_to(steps: &mut [Step], ids: HostIds) {
+    for step in steps {
+        match step {
+            Step::Mkdir {
+                owner: Some(owner), ..
+            }
+            | Step::WriteFile { owner, .. } => *owner = (ids.uid, ids.gid),
+            _ => {}
+        }
+    }
 }
 
 /// A cell cgroup only when a limit needs one: on v1 hosts joining a cgroup costs an RCU
@@ -160,7 +233,8 @@ fn rlimit_steps(spec: &RunSpec, have_cgroup: bool) -> Vec<Step> {
     }
     if let (Some(pids), false) = (l.pids, have_cgroup) {
         // Backstop only without a pids cgroup: RLIMIT_NPROC counts every process of the uid
-        // on the host, so with cgroups it would let concurrent cells of one uid interfere.
+        // (per user namespace), so without per-cell uids it would let concurrent cells
+        // interfere; the cgroup's count is exact.
         steps.push(rlimit(libc::RLIMIT_NPROC, pids, "NPROC"));
     }
     steps
@@ -218,6 +292,75 @@ fn exec_plan(spec: &RunSpec) -> ExecPlan {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn labels(steps: &[Step]) -> Vec<String> {
+        steps
+            .iter()
+            .map(|s| {
+                let mut label = super::super::child::Label::new();
+                s.label(&mut label);
+                String::from_utf8_lossy(label.as_bytes()).into_owned()
+            })
+            .collect()
+    }
+
+    #[test]
+    fn a_program_with_host_ids_maps_them_in_its_own_user_namespace() {
+        let spec = RunSpec::new("/img", vec!["/bin/true".into()]);
+        let ids = HostIds {
+            uid: 2_000_000_005,
+            gid: 2_000_000_005,
+        };
+        let steps = program_steps(&spec, Some(ids), None, false, 40, [0, 1, 2]);
+        let names = labels(&steps);
+        let pos = |n: &str| {
+            names
+                .iter()
+                .position(|s| s == n)
+                .unwrap_or_else(|| panic!("{n} in {names:?}"))
+        };
+        assert!(pos("setgroups") < pos("setuid 2000000005"));
+        assert!(pos("setuid 2000000005") < pos("create user namespace"));
+        assert!(pos("create user namespace") < pos("write /proc/self/setgroups"));
+        assert!(pos("write /proc/self/setgroups") < pos("write /proc/self/gid_map"));
+        assert!(pos("write /proc/self/uid_map") < pos("lock securebits"));
+        assert!(pos("drop capability bounding set") < pos("setuid 65534"));
+        assert!(pos("setuid 65534") < pos("drop capabilities"));
+        let uid_map = steps.iter().find_map(|s| match s {
+            Step::WriteProc { path, content } if path.to_bytes().ends_with(b"uid_map") => {
+                Some(content.clone())
+            }
+            _ => None,
+        });
+        assert_eq!(uid_map.as_deref(), Some(&b"65534 2000000005 1\n"[..]));
+        // Without host ids: no namespace, the program is spec.uid on the host.
+        let names = labels(&program_steps(&spec, None, None, false, 40, [0, 1, 2]));
+        assert!(!names.iter().any(|n| n == "create user namespace"));
+    }
+
+    #[test]
+    fn run_files_and_the_work_dir_go_to_the_host_ids() {
+        let mut spec = RunSpec::new("/img", vec!["/bin/true".into()]);
+        spec.files.push(crate::spec::FileSpec {
+            path: "src/main.c".into(),
+            content: b"x".to_vec(),
+            mode: None,
+        });
+        let ids = HostIds { uid: 7, gid: 8 };
+        let steps = run_file_steps(&spec, Some(ids), None);
+        assert!(
+            matches!(&steps[0], Step::Chown { path, owner: (7, 8) } if path.as_bytes() == b"/work")
+        );
+        for step in &steps {
+            match step {
+                Step::Mkdir { owner, .. } => assert_eq!(*owner, Some((7, 8))),
+                Step::WriteFile { owner, .. } => assert_eq!(*owner, (7, 8)),
+                _ => {}
+            }
+        }
+        let plain = run_file_steps(&spec, None, None);
+        assert!(!plain.iter().any(|s| matches!(s, Step::Chown { .. })));
+    }
 
     #[test]
     fn spec_variables_override_defaults_and_keep_first_position() {

@@ -89,23 +89,33 @@ extern "C" fn vfork_child<T>(call: *mut libc::c_void) -> c_int {
 /// `stack` in the caller's memory (no page tables are copied, no copy-on-write faults
 /// follow), and the caller is suspended until the child execs or exits.
 ///
+/// Without `share_memory` the child gets a copy of the caller's memory (fork's page-table
+/// copy) and runs on its copy of `stack`: needed when it unshares a user namespace, which
+/// the kernel refuses (EINVAL) to a process sharing its memory.
+///
 /// # Safety
 /// `entry` may only make async-signal-safe raw syscalls on data that stays valid, must not
 /// unwind, and must end in execve or _exit (it never returns); `stack` must be unused by
 /// anything else until this returns.
-pub unsafe fn clone_vfork<T>(stack: &mut [u8], entry: fn(&T) -> !, arg: &T) -> SysResult<pid_t> {
+pub unsafe fn clone_vfork<T>(
+    stack: &mut [u8],
+    entry: fn(&T) -> !,
+    arg: &T,
+    share_memory: bool,
+) -> SysResult<pid_t> {
     let call: (fn(&T) -> !, &T) = (entry, arg);
     // The stack grows down from its 16-byte aligned top.
     let top = stack.as_mut_ptr().wrapping_add(stack.len());
     let top = top.wrapping_sub(top as usize % 16);
     // SAFETY: `top` is the aligned end of a writable buffer the child alone uses; `call`
-    // outlives the child's use of it (CLONE_VFORK suspends us until it execs or exits); the
-    // caller upholds the contract above.
+    // outlives the child's use of it (CLONE_VFORK suspends us until it execs or exits; a
+    // child with its own memory has its own copies at the same addresses); the caller
+    // upholds the contract above.
     check(unsafe {
         libc::clone(
             vfork_child::<T>,
             top.cast(),
-            libc::CLONE_VM | libc::CLONE_VFORK | libc::SIGCHLD,
+            if share_memory { libc::CLONE_VM } else { 0 } | libc::CLONE_VFORK | libc::SIGCHLD,
             &call as *const (fn(&T) -> !, &T) as *mut libc::c_void,
         )
     })
@@ -210,6 +220,16 @@ pub fn write_new_file(path: &CStr, content: &[u8], mode: u32, uid: u32, gid: u32
         // SAFETY: fd is the file we just opened.
         check(unsafe { libc::fchmod(fd, mode) }).map(drop)
     });
+    // SAFETY: fd was opened above and is owned by nothing else.
+    unsafe { close(fd) };
+    result
+}
+
+/// Writes `content` into an existing file (a /proc control file) in one write(2).
+pub fn write_file(path: &CStr, content: &[u8]) -> SysResult<()> {
+    // SAFETY: path is a valid NUL-terminated string.
+    let fd = check(unsafe { libc::open(path.as_ptr(), libc::O_WRONLY | libc::O_CLOEXEC) })?;
+    let result = write_all(fd, content);
     // SAFETY: fd was opened above and is owned by nothing else.
     unsafe { close(fd) };
     result

@@ -82,6 +82,7 @@ impl CellFactory {
             status,
             control: Some(control),
             cgroup,
+            identity: None,
         })
     }
 
@@ -93,6 +94,7 @@ impl CellFactory {
             pidfd: cell.pidfd,
             cgroup: cell.cgroup,
             reaped: false,
+            _identity: cell.identity,
         });
     }
 }
