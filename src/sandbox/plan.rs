@@ -37,8 +37,15 @@ pub(super) enum CgroupEntry {
     None,
     /// Already there: cloned with CLONE_INTO_CGROUP.
     Cloned,
-    /// Writes "0" into each of these open cgroup.procs files (v1).
+    /// Writes "0" into each of these open cgroup.procs files (v1; a prepared cell, off the
+    /// run's path).
     Join,
+    /// Moved in by the launcher, which writes PID 1's pid into the cell's cgroup.procs files
+    /// while PID 1 builds its filesystem (v1, a cell started at its clone): the migration's
+    /// RCU grace period overlaps the set-up instead of preceding it. PID 1 waits for the
+    /// launcher's go-ahead byte on the one descriptor given as `join` before it creates its
+    /// cgroup namespace and starts the program.
+    ParentJoins,
 }
 
 /// The steps of PID 1 before it forks the program: descriptors, cgroup, mounts, hostname,
@@ -49,26 +56,36 @@ pub(super) fn init_steps(
     join: &[RawFd],
     pass: &[RawFd],
 ) -> Result<Vec<Step>, SandboxError> {
-    let join: &[RawFd] = if cgroup == CgroupEntry::Join {
-        join
-    } else {
-        &[]
+    let (join_now, go_ahead): (&[RawFd], Option<RawFd>) = match cgroup {
+        CgroupEntry::Join => (join, None),
+        CgroupEntry::ParentJoins => (&[], join.first().copied()),
+        CgroupEntry::None | CgroupEntry::Cloned => (&[], None),
     };
-    let mut keep: Vec<RawFd> = pass.iter().chain(join).copied().collect();
+    let mut keep: Vec<RawFd> = pass
+        .iter()
+        .chain(join_now)
+        .chain(&go_ahead)
+        .copied()
+        .collect();
     keep.sort_unstable();
     keep.dedup();
     let mut steps = vec![Step::CloseAllExcept(keep), Step::ParentDeathSignal];
-    for &fd in join {
+    for &fd in join_now {
         steps.push(Step::JoinCgroup(fd));
         steps.push(Step::Close(fd));
     }
-    if cgroup != CgroupEntry::None {
+    if matches!(cgroup, CgroupEntry::Join | CgroupEntry::Cloned) {
         steps.push(Step::UnshareCgroupNamespace);
     }
     steps.push(Step::Umask(0));
     steps.extend(mounts::filesystem_steps(spec)?);
     steps.push(Step::SetHostname(cstring(&spec.hostname)));
     steps.push(Step::LoopbackUp);
+    if let Some(fd) = go_ahead {
+        steps.push(Step::AwaitCgroup(fd));
+        steps.push(Step::Close(fd));
+        steps.push(Step::UnshareCgroupNamespace);
+    }
     Ok(steps)
 }
 
@@ -302,6 +319,19 @@ mod tests {
                 String::from_utf8_lossy(label.as_bytes()).into_owned()
             })
             .collect()
+    }
+
+    #[test]
+    fn a_cell_moved_in_by_its_launcher_waits_after_its_mounts_and_before_its_cgroup_namespace() {
+        let spec = RunSpec::new("/images/x", vec!["/bin/true".into()]);
+        let steps = labels(&init_steps(&spec, CgroupEntry::ParentJoins, &[9], &[3, 4]).unwrap());
+        let pos = |n: &str| steps.iter().position(|s| s == n).unwrap_or(usize::MAX);
+        assert_eq!(pos("join the cell's cgroup"), usize::MAX, "{steps:?}");
+        let wait = pos("wait to be moved into the cell's cgroup");
+        assert!(pos("remount /") < wait, "{steps:?}");
+        assert!(wait < pos("create cgroup namespace"), "{steps:?}");
+        let joined = labels(&init_steps(&spec, CgroupEntry::Join, &[9], &[3, 4]).unwrap());
+        assert_eq!(joined[2], "join the cell's cgroup", "{joined:?}");
     }
 
     #[test]
