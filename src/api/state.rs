@@ -8,12 +8,13 @@ use tokio::sync::watch;
 
 use super::auth::{anonymous_app, KeyCache};
 use super::config::ServeConfig;
+use super::error::ApiError;
 use super::gradings::{Grading, GradingJob, Gradings};
 use super::images::ImageCatalog;
-use super::live::{LiveRun, LiveRuns, Quotas};
-use super::metrics::Metrics;
+use super::live::{LiveRun, LiveRuns, QuotaGuard, Quotas};
+use super::metrics::{Metrics, Rejection};
 use super::prepare::Work;
-use super::queue::JobQueue;
+use super::queue::{JobQueue, Reservation};
 use super::store::{App, Store};
 use crate::image::ImageLease;
 
@@ -82,6 +83,40 @@ impl Shared {
 
     pub fn is_shutting_down(&self) -> bool {
         *self.shutting_down.borrow()
+    }
+
+    /// Admission of a job of either kind (a run or a grading) into the one queue: not while
+    /// shutting down (503), within the app's quota of jobs queued or running (429), with a
+    /// place in the queue (503). The quota unit and the place are held by the caller until
+    /// the job is queued (and the unit until it ends).
+    pub fn admit(&self, app: &App) -> Result<(QuotaGuard, Reservation<'_, Job>), ApiError> {
+        let retry = self.config.retry_after_secs;
+        if self.is_shutting_down() {
+            return Err(ApiError::unavailable(
+                "shutting_down",
+                "the daemon is shutting down",
+                retry,
+            ));
+        }
+        let Some(quota) = self.quotas.try_acquire(&app.name, app.max_concurrent) else {
+            self.metrics.rejected(Rejection::Quota);
+            return Err(ApiError::quota_exceeded(
+                format!(
+                    "app {:?} already has {} runs or gradings queued or running",
+                    app.name, app.max_concurrent
+                ),
+                retry,
+            ));
+        };
+        let Some(place) = self.queue.reserve() else {
+            self.metrics.rejected(Rejection::QueueFull);
+            return Err(ApiError::unavailable(
+                "queue_full",
+                "the job queue is full",
+                retry,
+            ));
+        };
+        Ok((quota, place))
     }
 }
 

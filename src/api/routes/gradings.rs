@@ -30,7 +30,6 @@ use crate::api::error::{body_rejection, json_error, ApiError};
 use crate::api::grading_records as records;
 use crate::api::gradings::{Grading, GradingJob, GradingStatus};
 use crate::api::idempotency::{self, Attempt, Claim, Kind};
-use crate::api::metrics::Rejection;
 use crate::api::offload;
 use crate::api::state::{AppState, GradingQueued, Job};
 use crate::api::store::now_ms;
@@ -243,31 +242,7 @@ pub async fn create_grading(
         })
         .await?
     };
-    let retry = state.config.retry_after_secs;
-    if state.is_shutting_down() {
-        return Err(ApiError::unavailable(
-            "shutting_down",
-            "the daemon is shutting down",
-            retry,
-        ));
-    }
-    let Some(quota) = state.quotas.try_acquire(&app.name, app.max_concurrent) else {
-        return Err(ApiError::quota_exceeded(
-            format!(
-                "app {:?} already has {} runs or gradings queued or running",
-                app.name, app.max_concurrent
-            ),
-            retry,
-        ));
-    };
-    let Some(place) = state.queue.reserve() else {
-        state.metrics.rejected(Rejection::QueueFull);
-        return Err(ApiError::unavailable(
-            "queue_full",
-            "the job queue is full",
-            retry,
-        ));
-    };
+    let (quota, place) = state.admit(&app)?;
     let id = new_run_id();
     if let Some(attempt) = &attempt {
         if let Claim::Replay(first) =
