@@ -4,7 +4,7 @@
 
 use crate::result::Verdict;
 use crate::sandbox::Launcher;
-use crate::spec::{FileSpec, LimitBounds, RunSpec};
+use crate::spec::{FileSpec, LimitBounds};
 
 use super::prepare::{BoxFile, PreparedChecker};
 use super::report::tail;
@@ -36,10 +36,9 @@ pub fn run_checker(
     answer: &[u8],
 ) -> CheckerVerdict {
     let argv = checker_argv(&checker.run);
-    let mut spec = RunSpec::new(&checker.root.rootfs, argv);
-    spec.env = checker.root.env.clone();
-    spec.limits = checker.limits.clone();
-    spec.allow_degraded = allow_degraded;
+    let mut spec = checker
+        .root
+        .cell_spec(&checker.root.env, argv, &checker.limits, allow_degraded);
     spec.files = files
         .iter()
         .map(|f| FileSpec {

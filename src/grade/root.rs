@@ -7,7 +7,9 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use super::source::FileSource;
+use crate::image::{Defaults, Given};
 use crate::lang::Language;
+use crate::spec::{Limits, RunSpec};
 
 /// What the suite names as the place to run.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -51,6 +53,28 @@ impl ResolvedRoot {
             labels: BTreeMap::new(),
             lease: None,
         }
+    }
+
+    /// A cell's spec on this root: the image defaults ([`Defaults::apply`]: its user; `env`
+    /// is the suite's or checker's environment, already over the image's), in the work dir.
+    pub fn cell_spec(
+        &self,
+        env: &[(String, String)],
+        argv: Vec<String>,
+        limits: &Limits,
+        allow_degraded: bool,
+    ) -> RunSpec {
+        let mut spec = RunSpec::new(&self.rootfs, argv);
+        spec.env = env.to_vec();
+        let defaults = Defaults {
+            user: self.user,
+            ..Defaults::default()
+        };
+        // Cannot fail: the command is given.
+        let _ = defaults.apply(&mut spec, Given::COMMAND_AND_DIR);
+        spec.limits = limits.clone();
+        spec.allow_degraded = allow_degraded;
+        spec
     }
 
     /// The language the image's labels describe (source file, compile and run commands),

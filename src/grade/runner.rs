@@ -11,11 +11,10 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::mpsc;
 use std::time::Instant;
 
-use crate::image::{Defaults, Given};
 use crate::lang::{compile_once, CompileVerdict, Compiled};
 use crate::result::{RunResult, Verdict};
 use crate::sandbox::{CancelToken, Launcher};
-use crate::spec::{FileSpec, LimitBounds, Limits, RunSpec, StdinSource};
+use crate::spec::{FileSpec, LimitBounds, Limits, StdinSource};
 
 use super::checker::{run_checker, CheckerVerdict};
 use super::comparator::{compare, compare_regex, Comparator};
@@ -214,7 +213,7 @@ fn build(
     files: Vec<FileSpec>,
     opts: &GradeOptions,
 ) -> (CompileOutcome, Vec<FileSpec>) {
-    let mut spec = cell_spec(root, env, argv.to_vec(), limits, opts.allow_degraded);
+    let mut spec = root.cell_spec(env, argv.to_vec(), limits, opts.allow_degraded);
     spec.files = files;
     let compiled = match spec.validate(&LimitBounds::default()) {
         Ok(s) => compile_once(launcher, &s, &mut |_| {}, opts.cancel.as_ref()),
@@ -253,28 +252,6 @@ fn build(
         message: compiled.verdict.message().map(str::to_owned),
     };
     (outcome, compiled.artifact)
-}
-
-/// A cell of the suite: the root's image defaults ([`Defaults::apply`]: its user; `env` is
-/// the suite's environment, already over the image's), in the work dir.
-fn cell_spec(
-    root: &ResolvedRoot,
-    env: &[(String, String)],
-    argv: Vec<String>,
-    limits: &Limits,
-    allow_degraded: bool,
-) -> RunSpec {
-    let mut spec = RunSpec::new(&root.rootfs, argv);
-    spec.env = env.to_vec();
-    let defaults = Defaults {
-        user: root.user,
-        ..Defaults::default()
-    };
-    // Cannot fail: the command is given.
-    let _ = defaults.apply(&mut spec, Given::COMMAND_AND_DIR);
-    spec.limits = limits.clone();
-    spec.allow_degraded = allow_degraded;
-    spec
 }
 
 /// State the test workers share.
@@ -321,13 +298,9 @@ impl Shared<'_> {
         let suite = self.suite;
         let mut argv = suite.run.clone();
         argv.extend(test.args.iter().cloned());
-        let mut spec = cell_spec(
-            &suite.root,
-            &suite.env,
-            argv,
-            &test.limits,
-            self.allow_degraded,
-        );
+        let mut spec = suite
+            .root
+            .cell_spec(&suite.env, argv, &test.limits, self.allow_degraded);
         spec.stdin = StdinSource::Bytes(test.stdin.clone());
         spec.files = self.artifact.clone();
         let result = match spec.validate(&LimitBounds::default()) {
