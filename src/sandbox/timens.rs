@@ -10,14 +10,16 @@
 
 use std::io::Write;
 use std::path::Path;
+use std::sync::OnceLock;
 
 use nix::time::{clock_gettime, ClockId};
 
 use super::sys;
 
-/// Whether this kernel has time namespaces.
+/// Whether this kernel has time namespaces (looked up once: every run asks, twice).
 pub fn supported() -> bool {
-    Path::new("/proc/self/ns/time").exists()
+    static SUPPORTED: OnceLock<bool> = OnceLock::new();
+    *SUPPORTED.get_or_init(|| Path::new("/proc/self/ns/time").exists())
 }
 
 /// The offsets that make both clocks read less than a second in a namespace made now.
