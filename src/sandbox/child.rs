@@ -579,6 +579,19 @@ fn read_only_bind(path: &CStr) -> SysResult<()> {
     )
 }
 
+/// The labels of `steps`, in order (for tests of step lists).
+#[cfg(test)]
+pub(super) fn labels(steps: &[Step]) -> Vec<String> {
+    steps
+        .iter()
+        .map(|s| {
+            let mut label = Label::new();
+            s.label(&mut label);
+            String::from_utf8_lossy(label.as_bytes()).into_owned()
+        })
+        .collect()
+}
+
 impl Step {
     /// Writes this step's label (what a failure report names) without allocating.
     pub(super) fn label(&self, out: &mut Label) {

@@ -306,14 +306,7 @@ mod tests {
         });
         let mut steps = filesystem_steps(&spec).unwrap();
         steps.extend(file_steps(&spec));
-        let names: Vec<String> = steps
-            .iter()
-            .map(|s| {
-                let mut label = crate::sandbox::child::Label::new();
-                s.label(&mut label);
-                String::from_utf8_lossy(label.as_bytes()).into_owned()
-            })
-            .collect();
+        let names = crate::sandbox::child::labels(&steps);
         let pos = |n: &str| {
             names
                 .iter()

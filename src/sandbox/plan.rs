@@ -308,18 +308,8 @@ fn exec_plan(spec: &RunSpec) -> ExecPlan {
 
 #[cfg(test)]
 mod tests {
+    use super::super::child::labels;
     use super::*;
-
-    fn labels(steps: &[Step]) -> Vec<String> {
-        steps
-            .iter()
-            .map(|s| {
-                let mut label = super::super::child::Label::new();
-                s.label(&mut label);
-                String::from_utf8_lossy(label.as_bytes()).into_owned()
-            })
-            .collect()
-    }
 
     #[test]
     fn a_cell_moved_in_by_its_launcher_waits_after_its_mounts_and_before_its_cgroup_namespace() {
