@@ -205,8 +205,19 @@ impl Walk {
 mod tests {
     use super::*;
 
-    fn root() -> bool {
-        nix::unistd::geteuid().is_root()
+    /// Work disks need root (fsopen of a tmpfs); without it the test skips loudly, or fails
+    /// under SANDCELL_MUST_RUN=1 as the integration tests do.
+    fn have_root() -> bool {
+        if nix::unistd::geteuid().is_root() {
+            return true;
+        }
+        let why = "work disks need root (fsopen tmpfs)";
+        assert!(
+            std::env::var("SANDCELL_MUST_RUN").map_or(true, |v| v != "1"),
+            "SANDCELL_MUST_RUN=1 but this test cannot run: {why}"
+        );
+        eprintln!("\n*** SKIPPED: {why} (set SANDCELL_MUST_RUN=1 to make this a failure) ***\n");
+        false
     }
 
     /// Writes through the mount's descriptor as a cell would through its work dir.
@@ -232,9 +243,7 @@ mod tests {
 
     #[test]
     fn files_come_back_sorted_with_modes_and_links_are_skipped() {
-        if !root() {
-            eprintln!("SKIPPED: work disks need root (fsopen tmpfs)");
-            assert!(std::env::var_os("SANDCELL_MUST_RUN").is_none());
+        if !have_root() {
             return;
         }
         let disk = WorkDisk::create(1 << 20, 64, 0, 0).unwrap();
@@ -256,9 +265,7 @@ mod tests {
 
     #[test]
     fn bounds_are_errors_and_the_disk_is_size_capped() {
-        if !root() {
-            eprintln!("SKIPPED: work disks need root (fsopen tmpfs)");
-            assert!(std::env::var_os("SANDCELL_MUST_RUN").is_none());
+        if !have_root() {
             return;
         }
         let disk = WorkDisk::create(1 << 20, 64, 0, 0).unwrap();
