@@ -173,8 +173,6 @@ struct Registry {
 #[derive(Debug, Default)]
 pub struct Gradings {
     registry: Mutex<Registry>,
-    /// Finished gradings by verdict (for `/metrics`).
-    finished: Mutex<std::collections::BTreeMap<String, u64>>,
     running: Arc<AtomicUsize>,
     launcher: OnceLock<Arc<Launcher>>,
 }
@@ -228,18 +226,6 @@ impl Gradings {
         Ok(grading)
     }
 
-    fn lock_finished(&self) -> MutexGuard<'_, std::collections::BTreeMap<String, u64>> {
-        self.finished.lock().unwrap_or_else(|p| p.into_inner())
-    }
-
-    /// Finished gradings by verdict since the daemon started.
-    pub fn finished_by_verdict(&self) -> Vec<(String, u64)> {
-        self.lock_finished()
-            .iter()
-            .map(|(v, n)| (v.clone(), *n))
-            .collect()
-    }
-
     /// Forgets a registered grading that never reached the queue.
     pub fn unregister(&self, id: &str) {
         self.registry().all.remove(id);
@@ -247,13 +233,13 @@ impl Gradings {
 
     /// Runs a queued grading on the calling thread (a cell worker): its tests take cell
     /// permits from the launcher's one pool, like every run. A grading cancelled while
-    /// queued ends at once with its tests SKIPPED.
-    pub fn run_queued(&self, launcher: &Launcher, grading: &Grading, job: GradingJob) {
+    /// queued ends at once with its tests SKIPPED. Returns the report's verdict.
+    pub fn run_queued(&self, launcher: &Launcher, grading: &Grading, job: GradingJob) -> String {
         self.running.fetch_add(1, Ordering::AcqRel);
         let _slot = Slot(self.running.clone());
         let verdict = run(launcher, grading, job);
-        *self.lock_finished().entry(verdict).or_default() += 1;
         self.forget_old(&grading.id);
+        verdict
     }
 
     /// Ends a queued grading the daemon will not run (shutting down): cancelled, on a thread
@@ -266,7 +252,7 @@ impl Gradings {
         let this = self.clone();
         let spawned = std::thread::Builder::new()
             .name("grading-abandon".into())
-            .spawn(move || this.run_queued(&launcher, &grading, job));
+            .spawn(move || drop(this.run_queued(&launcher, &grading, job)));
         if let Err(e) = spawned {
             tracing::warn!(error = %e, "cannot end a queued grading; the next start will");
         }

@@ -1,8 +1,9 @@
 //! Counters of the daemon, rendered as Prometheus text at `GET /metrics`.
 
+use std::collections::BTreeMap;
 use std::fmt::Write;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, OnceLock};
+use std::sync::{Arc, Mutex, OnceLock};
 
 use crate::result::Verdict;
 use crate::sandbox::Launcher;
@@ -41,6 +42,8 @@ pub struct Metrics {
     accepted: AtomicU64,
     rejected_queue: AtomicU64,
     rejected_quota: AtomicU64,
+    /// Finished gradings by their verdict (AC, WA, ..., XX).
+    gradings: Mutex<BTreeMap<String, u64>>,
     /// The daemon's launcher, for its cell counters (set once at start).
     pub launcher: OnceLock<Arc<Launcher>>,
 }
@@ -81,9 +84,16 @@ impl Metrics {
             .fetch_add(wall_ms * 1000, Ordering::Relaxed);
     }
 
-    /// Appends the job counters by kind: runs (as `sandcell_runs_total`) and gradings by
-    /// their verdict, both in the one job queue.
-    pub fn render_gradings(&self, out: &mut String, gradings: &[(String, u64)]) {
+    /// A finished grading and its verdict.
+    pub fn grading_finished(&self, verdict: &str) {
+        let mut gradings = self.gradings.lock().unwrap_or_else(|p| p.into_inner());
+        *gradings.entry(verdict.to_string()).or_default() += 1;
+    }
+
+    /// The job counters by kind: runs (also as `sandcell_runs_total`) and gradings by their
+    /// verdict, both of the one job queue.
+    fn render_jobs(&self, out: &mut String) {
+        let gradings = self.gradings.lock().unwrap_or_else(|p| p.into_inner());
         let _ = writeln!(
             out,
             "# HELP sandcell_jobs_total Finished jobs of the one queue by kind and verdict."
@@ -96,7 +106,7 @@ impl Metrics {
                 n.load(Ordering::Relaxed)
             );
         }
-        for (v, n) in gradings {
+        for (v, n) in gradings.iter() {
             let _ = writeln!(
                 out,
                 "sandcell_jobs_total{{kind=\"grading\",verdict=\"{v}\"}} {n}"
@@ -201,6 +211,7 @@ impl Metrics {
             let _ = writeln!(out, "# TYPE sandcell_cells_running_peak gauge");
             let _ = writeln!(out, "sandcell_cells_running_peak {}", cells.peak);
         }
+        self.render_jobs(&mut out);
         out
     }
 }

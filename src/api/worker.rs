@@ -31,7 +31,8 @@ pub fn spawn_workers(
                             Job::Run(run) => run_job(&shared, &launcher, run),
                             Job::Grading(g) => {
                                 let GradingQueued { grading, job } = *g;
-                                shared.gradings.run_queued(&launcher, &grading, job)
+                                let verdict = shared.gradings.run_queued(&launcher, &grading, job);
+                                shared.metrics.grading_finished(&verdict);
                             }
                         }
                     }

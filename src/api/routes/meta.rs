@@ -49,10 +49,7 @@ pub async fn metrics(
     if !state.config.metrics_public {
         authorize(&state, &headers)?;
     }
-    let mut text = state.metrics.render(state.queue.len());
-    state
-        .metrics
-        .render_gradings(&mut text, &state.gradings.finished_by_verdict());
+    let text = state.metrics.render(state.queue.len());
     Ok((
         StatusCode::OK,
         [(
