@@ -6,7 +6,7 @@ use crate::result::Verdict;
 use crate::sandbox::Launcher;
 use crate::spec::{FileSpec, LimitBounds};
 
-use super::prepare::{BoxFile, PreparedChecker};
+use super::prepare::PreparedChecker;
 use super::report::tail;
 
 /// The names the data files get in the checker's work dir.
@@ -30,7 +30,7 @@ pub fn run_checker(
     launcher: &Launcher,
     checker: &PreparedChecker,
     allow_degraded: bool,
-    files: &[BoxFile],
+    files: &[FileSpec],
     input: &[u8],
     output: &[u8],
     answer: &[u8],
@@ -39,14 +39,7 @@ pub fn run_checker(
     let mut spec = checker
         .root
         .cell_spec(&checker.root.env, argv, &checker.limits, allow_degraded);
-    spec.files = files
-        .iter()
-        .map(|f| FileSpec {
-            path: f.name.clone(),
-            content: f.content.clone(),
-            mode: Some(f.mode),
-        })
-        .collect();
+    spec.files = files.to_vec();
     for (name, content) in [
         (INPUT_FILE, input),
         (OUTPUT_FILE, output),

@@ -32,15 +32,6 @@ impl BoxFile {
             mode: Some(self.mode),
         }
     }
-
-    /// A file a cell left (a build's artifact).
-    pub fn from_file(file: FileSpec) -> BoxFile {
-        BoxFile {
-            name: file.path,
-            content: file.content,
-            mode: file.mode.unwrap_or(0o644),
-        }
-    }
 }
 
 /// A submission file given outside the suite (the CLI's `--submission`).

@@ -60,8 +60,6 @@ pub enum GradeEvent<'a> {
     Test(&'a TestOutcome),
 }
 
-/// Where the work directory is mounted in every cell.
-pub const WORK_DIR: &str = "/work";
 /// Most bytes of compiler output kept in the report.
 const COMPILE_OUTPUT_BYTES: usize = 32 * 1024;
 
@@ -176,12 +174,13 @@ fn prepare_checker_files(
     suite: &PreparedSuite,
     opts: &GradeOptions,
     report: &mut GradeReport,
-) -> Result<Vec<BoxFile>, String> {
+) -> Result<Vec<FileSpec>, String> {
     let Some(checker) = &suite.checker else {
         return Ok(Vec::new());
     };
+    let files = checker.files.iter().map(BoxFile::to_file).collect();
     let Some(compile) = &checker.compile else {
-        return Ok(checker.files.clone());
+        return Ok(files);
     };
     report.cells.checker_compile += 1;
     let (outcome, artifact) = build(
@@ -190,7 +189,7 @@ fn prepare_checker_files(
         &checker.root.env,
         compile,
         &checker.compile_limits,
-        checker.files.iter().map(BoxFile::to_file).collect(),
+        files,
         opts,
     );
     let ok = outcome.verdict == "OK";
@@ -199,7 +198,7 @@ fn prepare_checker_files(
     if !ok {
         return Err(why);
     }
-    Ok(artifact.into_iter().map(BoxFile::from_file).collect())
+    Ok(artifact)
 }
 
 /// Runs a compile command over `files` ([`compile_once`]): the report's outcome and the
@@ -260,7 +259,8 @@ struct Shared<'a> {
     suite: &'a PreparedSuite,
     /// The files of every test cell: the built program (or the submission as given).
     artifact: Vec<FileSpec>,
-    checker_files: Vec<BoxFile>,
+    /// The checker's files (built, if it compiles) for every checker cell.
+    checker_files: Vec<FileSpec>,
     cancel: Option<CancelToken>,
     fail_fast: bool,
     allow_degraded: bool,
