@@ -9,13 +9,17 @@
 //! own uid and the program sees it; here the program keeps seeing `spec.uid`, so images and
 //! tests that expect `nobody` are unaffected.
 //!
-//! How (see `plan::program_steps`): the program process, still host root, clears its groups,
-//! creates a user namespace and maps exactly one uid and one gid into it — the visible
-//! `spec.uid` → the cell's host uid H (`"U H 1"`), `spec.gid` → H's gid — then switches to
-//! them inside, drops every capability, sets no_new_privs and installs seccomp (which still
-//! refuses namespace flags, so the program cannot nest namespaces). Host root writes the
-//! maps, so this works where unprivileged user namespaces are restricted. Host-side files the
-//! program must own (the work dir tmpfs, spec files, parent dirs) are given to H by PID 1.
+//! How (see `plan::program_steps`): the program process, still host root, clears its groups
+//! and switches to the cell's host uid H and gid first, then creates a user namespace and
+//! writes its maps itself — an unprivileged process may map exactly its own ids: the visible
+//! `spec.uid` → H (`"U H 1"`), `spec.gid` → H's gid (host root could not: a map's writer
+//! needs capabilities in the parent namespace of the process whose map it opens, checked
+//! when it opens it). It then switches to the visible ids inside, drops every capability,
+//! sets no_new_privs and installs seccomp (which still refuses namespace flags, so the
+//! program cannot nest namespaces). Because the namespace is created without privilege,
+//! hosts that restrict unprivileged user namespaces are degraded ([`support`]). Host-side
+//! files the program must own (the work dir tmpfs, spec files, parent dirs) are given to H
+//! by PID 1.
 //!
 //! Uniqueness across every sandcell process on the host: a slot is a file
 //! `/run/sandcell/uid-slots/<uid>` locked with `flock(LOCK_EX)` by the launcher process for
