@@ -86,20 +86,26 @@ fn wall_timeout_kills_the_cell_and_keeps_earlier_output() {
     let (json, out) = run_json(&r, &["--wall-time", "1s"], &["/bin/sleep", "30"]);
     assert_eq!(json["verdict"], "TO", "{json}");
     assert_eq!(json["reason"], "wall");
+    // The reason "wall" already says the limit, not `sleep 30`, ended it; the bounds only
+    // say the figure is the cell's wall clock (no timing assertion: a loaded CI machine
+    // may take long to start or reap the cell).
     let wall = json["wall_time_ms"].as_u64().unwrap();
     assert!(
-        (1000..2000).contains(&wall),
-        "TO should end within 2 s, took {wall} ms"
+        (1000..30_000).contains(&wall),
+        "wall time {wall} ms is not between the limit and the sleep"
     );
     assert_eq!(out.status.code(), Some(124));
 
+    // The shell must have printed before the limit: allow it far more time to start than
+    // it needs, so a loaded machine cannot make this a race.
     let (json, _) = run_json(
         &r,
-        &["--wall-time", "1s"],
-        &["/bin/sh", "-c", "echo early; sleep 30"],
+        &["--wall-time", "5s"],
+        &["/bin/sh", "-c", "echo early; exec sleep 30"],
     );
     assert_eq!(json["verdict"], "TO", "{json}");
-    assert_eq!(json["stdout"], "early\n");
+    assert_eq!(json["reason"], "wall", "{json}");
+    assert_eq!(json["stdout"], "early\n", "{json}");
 }
 
 #[test]
