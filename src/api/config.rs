@@ -114,6 +114,11 @@ pub struct ServeConfig {
     pub prune: PruneConfig,
     pub images: BTreeMap<String, ImageEntry>,
     pub languages: BTreeMap<String, LanguageEntry>,
+    /// Serve the browser playground at `/` (docs/serve.md, "The playground").
+    pub playground: bool,
+    /// The app whose quota and maxima the playground's runs use without a key (None: the
+    /// page asks for a key). See `api::playground::anonymous`.
+    pub playground_app: Option<String>,
 }
 
 /// The number of CPUs this process may use (the default number of workers).
@@ -152,6 +157,8 @@ impl Default for ServeConfig {
             prune: PruneConfig::default(),
             images: BTreeMap::new(),
             languages: BTreeMap::new(),
+            playground: false,
+            playground_app: None,
         }
     }
 }
@@ -170,6 +177,8 @@ pub struct Overrides {
     pub no_auth: bool,
     pub shutdown_grace_secs: Option<u64>,
     pub images: Vec<(String, PathBuf)>,
+    pub playground: bool,
+    pub playground_app: Option<String>,
 }
 
 impl ServeConfig {
@@ -219,6 +228,10 @@ impl ServeConfig {
         if o.no_auth {
             self.auth = false;
         }
+        self.playground |= o.playground;
+        if let Some(v) = o.playground_app {
+            self.playground_app = Some(v);
+        }
         for (name, rootfs) in o.images {
             self.images.insert(name, ImageEntry { rootfs });
         }
@@ -237,6 +250,11 @@ impl ServeConfig {
         self.default_limits
             .check(&self.max_limits)
             .map_err(|e| ConfigError::Invalid(format!("default_limits: {e}")))?;
+        if self.playground_app.is_some() && !self.playground {
+            return Err(ConfigError::Invalid(
+                "playground_app needs playground = true".into(),
+            ));
+        }
         for (name, lang) in &self.languages {
             if !self.images.contains_key(&lang.image) {
                 return Err(ConfigError::Invalid(format!(

@@ -18,6 +18,7 @@ pub mod live;
 pub mod metrics;
 pub mod offload;
 pub mod openapi;
+pub mod playground;
 pub mod prepare;
 pub mod queue;
 pub mod routes;

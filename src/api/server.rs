@@ -184,6 +184,7 @@ pub fn serve(config: ServeConfig) -> Result<(), ServeError> {
     // a leaf cgroup), which also removes the cells of a previous daemon killed with -9.
     let _ = launcher.cgroups();
     let store = Store::open(&config.state_dir)?;
+    super::playground::anonymous::check_app(&config, &store)?;
     let workers = config.workers;
     let listen = config.listen;
     let grace = Duration::from_secs(config.shutdown_grace_secs);
@@ -223,6 +224,9 @@ pub fn serve(config: ServeConfig) -> Result<(), ServeError> {
         tracing::info!(address = %local, workers, "sandcell serve listening");
         // For scripts and tests that pass port 0.
         eprintln!("sandcell: listening on http://{local}");
+        if shared.config.playground {
+            eprintln!("sandcell: playground at http://{local}/");
+        }
         tokio::spawn(prune_loop(shared.clone()));
         let app = super::routes::router(AppState(shared.clone()));
         let shutdown_shared = shared.clone();

@@ -60,6 +60,12 @@ pub struct ServeArgs {
     /// Seconds running cells may go on after SIGTERM.
     #[arg(long, env = "SANDCELL_SHUTDOWN_GRACE")]
     pub shutdown_grace: Option<u64>,
+    /// Serve the browser playground at `/`.
+    #[arg(long, env = "SANDCELL_PLAYGROUND")]
+    pub playground: bool,
+    /// Let the playground run code without a key, as this app (its quota and maxima).
+    #[arg(long, env = "SANDCELL_PLAYGROUND_APP")]
+    pub playground_app: Option<String>,
 }
 
 /// The configuration these arguments describe.
@@ -80,6 +86,8 @@ pub fn config_from(args: ServeArgs) -> Result<ServeConfig, crate::api::config::C
         no_auth: args.no_auth,
         shutdown_grace_secs: args.shutdown_grace,
         images: args.images,
+        playground: args.playground,
+        playground_app: args.playground_app,
     });
     config.check()?;
     Ok(config)
