@@ -6,8 +6,9 @@
 use axum::http::{header, HeaderName, HeaderValue};
 use axum::response::Response;
 
-/// The page's Content-Security-Policy. CodeMirror styles itself through constructed style
-/// sheets (`adoptedStyleSheets`), which `style-src 'self'` allows.
+/// The page's Content-Security-Policy. The editor lives in a shadow root, where CodeMirror
+/// styles itself through constructed style sheets (`adoptedStyleSheets`) rather than
+/// `<style>` elements, so no nonce or `'unsafe-inline'` is needed.
 pub const CSP: &str = "default-src 'none'; script-src 'self'; style-src 'self'; \
 img-src 'self'; connect-src 'self'; base-uri 'none'; form-action 'none'; frame-ancestors 'none'";
 
