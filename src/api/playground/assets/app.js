@@ -82,10 +82,10 @@ function describe(status, error) {
     case 403:
       return ["key", `Not allowed${detail}.`];
     case 429:
-      return ["busy", "busy, retrying: this app's runs are all in use"];
+      return ["busy", "all of this app's runs are in use"];
     case 503:
       return error.code === "queue_full"
-        ? ["busy", "busy, retrying: the server's queue is full"]
+        ? ["busy", "the server's queue is full"]
         : ["unavailable", `The server is not taking runs now${detail}.`];
     case 400:
     case 413:
@@ -353,7 +353,7 @@ async function run() {
       } catch (e) {
         if (e.kind !== "busy") throw e;
         const secs = Math.max(1, Number(e.response.headers.get("Retry-After")) || 1);
-        showStatus(`Server ${e.message}; retrying in ${secs} s… (Cancel stops)`, true);
+        showStatus(`Server busy, retrying in ${secs} s: ${e.message}. Cancel stops waiting.`, true);
         await sleep(secs * 1000, current);
         if (current.cancelled) {
           showStatus("Cancelled before it started.");
