@@ -105,9 +105,8 @@ pub fn caller(state: &AppState, parts: &Parts) -> Result<Option<Caller>, ApiErro
     let Some(name) = app_name(&state.config) else {
         return Ok(None);
     };
-    if parts.headers.contains_key(header::AUTHORIZATION)
-        || parts.headers.get(MARKER).is_none_or(|v| v != "1")
-    {
+    let marked = matches!(parts.headers.get(MARKER), Some(v) if v == "1");
+    if parts.headers.contains_key(header::AUTHORIZATION) || !marked {
         return Ok(None);
     }
     same_origin(&parts.headers)?;
