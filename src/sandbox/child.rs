@@ -720,25 +720,29 @@ pub(super) fn fail(error_fd: RawFd, label: &Label, errno: Errno) -> ! {
 
 /// Applies `steps` in order; the first failure is reported and ends the process.
 pub(super) fn apply_all(error_fd: RawFd, steps: &[Step], slots: &mut [RawFd; MAX_BIND_SLOTS]) {
-    if let Err((label, errno)) = try_apply_all(steps, slots) {
-        fail(error_fd, &label, errno);
+    if let Err((failed, errno)) = try_apply_all(steps, slots) {
+        fail(error_fd, &failed.label_of(), errno);
     }
 }
 
-/// Applies `steps` in order; the first failure comes back with its step's label (for a
-/// PID 1 that lives on after a failed exec).
-pub(super) fn try_apply_all(
-    steps: &[Step],
+/// Applies `steps` in order; the first failure comes back with its step (for a PID 1 that
+/// lives on after a failed exec). Allocates nothing.
+pub(super) fn try_apply_all<'s>(
+    steps: &'s [Step],
     slots: &mut [RawFd; MAX_BIND_SLOTS],
-) -> Result<(), (Label, Errno)> {
+) -> Result<(), (&'s Step, Errno)> {
     for step in steps {
-        if let Err(errno) = step.apply(slots) {
-            let mut label = Label::new();
-            step.label(&mut label);
-            return Err((label, errno));
-        }
+        step.apply(slots).map_err(|errno| (step, errno))?;
     }
     Ok(())
+}
+
+impl Step {
+    fn label_of(&self) -> Label {
+        let mut label = Label::new();
+        self.label(&mut label);
+        label
+    }
 }
 
 /// Size of the stack the program process uses between its clone and execve.

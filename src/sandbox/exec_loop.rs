@@ -113,7 +113,8 @@ fn handle(awaited: &Awaited<'_>, message: Received, running: &mut Option<Running
     };
     match start(awaited, stdin, run, [stdout, stderr], &errors) {
         Ok((pid, pidfd)) => *running = Some(Running { pid, pidfd, status }),
-        Err((label, errno)) => {
+        Err(failed) => {
+            let (label, errno) = *failed;
             let _ = sys::write_all(errors.as_raw_fd(), &child::encode_report(&label, errno));
         }
     }
@@ -126,15 +127,20 @@ fn start(
     run: OwnedFd,
     [stdout, stderr]: [OwnedFd; 2],
     errors: &OwnedFd,
-) -> Result<(libc::pid_t, OwnedFd), (Label, Errno)> {
-    let fail = |what: &str, errno: Errno| (Label::text(what), errno);
+) -> Result<(libc::pid_t, OwnedFd), Box<(Label, Errno)>> {
+    let fail = |what: &str, errno: Errno| Box::new((Label::text(what), errno));
     let (spec, ids) = go::decode(run).map_err(|e| fail(DECODE, errno_of(&e)))?;
     if CellShape::of(&spec).key() != awaited.key {
         return Err(fail(SHAPE, libc::EINVAL));
     }
     // The work dir belongs to the program's host ids (files sent with the exec, if any).
     let mut slots: [RawFd; MAX_BIND_SLOTS] = [-1; MAX_BIND_SLOTS];
-    child::try_apply_all(&plan::run_file_steps(&spec, ids, None), &mut slots)?;
+    let steps = plan::run_file_steps(&spec, ids, None);
+    child::try_apply_all(&steps, &mut slots).map_err(|(step, errno)| {
+        let mut label = Label::new();
+        step.label(&mut label);
+        Box::new((label, errno))
+    })?;
     let fds: [RawFd; 3] = [stdin.as_raw_fd(), stdout.as_raw_fd(), stderr.as_raw_fd()];
     let program = ChildPlan {
         program_steps: plan::program_steps(
