@@ -25,6 +25,9 @@ use super::{child, exec_loop, go, ipc, sys, SandboxError};
 use crate::result::{RunResult, Verdict};
 use crate::spec::{RunSpec, ValidatedSpec};
 
+/// What a [`SandboxError::Prepare`] of a cell that failed to set itself up names.
+pub const SET_UP: &str = "set up the long-lived cell";
+
 /// How long a new cell may take to set itself up.
 const SET_UP_WITHIN: Duration = Duration::from_secs(30);
 
@@ -116,7 +119,7 @@ impl Launcher {
 /// Tells a prepared cell's PID 1 to hold for execs and waits until it has (its set-up
 /// done) or has died (the set-up failure it reported comes back).
 fn hold(cell: &Cell) -> Result<(), SandboxError> {
-    let set_up = |e: std::io::Error| SandboxError::prepare("set up the long-lived cell", e);
+    let set_up = |e: std::io::Error| SandboxError::prepare(SET_UP, e);
     let control = cell
         .control
         .as_ref()

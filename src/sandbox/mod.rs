@@ -52,6 +52,6 @@ pub use error::SandboxError;
 pub use identity::UidRange;
 pub use launcher::{CancelToken, CapturedRun, CellCounts, Launcher, LauncherConfig, RunEvent};
 pub use limit::Limit;
-pub use long_lived::{CellUsage, LongLivedCell};
+pub use long_lived::{CellUsage, LongLivedCell, SET_UP as LONG_LIVED_SET_UP};
 pub use spawner::{spawner_main, SPAWNER_ARG};
 pub use work_disk::{CaptureBounds, CaptureError};
