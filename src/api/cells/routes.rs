@@ -107,17 +107,22 @@ pub async fn create_cell(
     Ok((StatusCode::CREATED, Json(view)).into_response())
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
 pub struct ListQuery {
-    /// At most this many cells (newest first; default 100, at most 1000).
+    /// At most this many cells (newest first; 1 to 1000, default 100).
+    #[param(minimum = 1, maximum = 1000)]
     pub limit: Option<u32>,
 }
 
 /// The app's cells, newest first: live ones and the records of ended ones.
 #[utoipa::path(
     get, path = "/v1/cells", tag = "cells",
-    params(("limit" = Option<u32>, Query, description = "At most this many (default 100, at most 1000)")),
-    responses((status = 200, body = CellList), (status = 401, body = crate::api::error::ErrorBody)),
+    params(ListQuery),
+    responses((status = 200, body = CellList),
+        (status = 400, description = "Bad query", body = crate::api::error::ErrorBody),
+        (status = 401, body = crate::api::error::ErrorBody)),
     security(("bearer" = []))
 )]
 pub async fn list_cells(
@@ -125,8 +130,14 @@ pub async fn list_cells(
     Caller(app): Caller,
     query: Result<Query<ListQuery>, axum::extract::rejection::QueryRejection>,
 ) -> Result<Json<CellList>, ApiError> {
-    let Query(query) = query.map_err(|e| ApiError::bad_request("invalid_query", e.body_text()))?;
-    let limit = query.limit.unwrap_or(100).clamp(1, 1000);
+    let Query(query) = query.map_err(|e| ApiError::bad_request("bad_query", e.body_text()))?;
+    let limit = query.limit.unwrap_or(100);
+    if !(1..=1000).contains(&limit) {
+        return Err(ApiError::bad_request(
+            "bad_query",
+            "limit must be between 1 and 1000",
+        ));
+    }
     let records = records::list(&state.store, &app.name, limit)?;
     let cells = records
         .into_iter()
@@ -248,12 +259,14 @@ pub async fn exec(
     .into_response())
 }
 
+/// Exec `n` of a live cell; a number it never had (or not a number) is a 404.
 fn exec_of(
     state: &AppState,
     caller: &Caller,
     id: &str,
-    n: u64,
-) -> Result<Arc<crate::api::live::LiveRun>, ApiError> {
+    n: &str,
+) -> Result<(Arc<crate::api::live::LiveRun>, u64), ApiError> {
+    let missing = || ApiError::not_found(format!("cell {id} keeps no exec {n}"));
     let entry = match state.cells.get(&caller.0.name, id) {
         Some(e) => e,
         None => {
@@ -261,9 +274,8 @@ fn exec_of(
             return Err(ApiError::not_found(format!("no cell {id}")));
         }
     };
-    entry
-        .exec(n)
-        .ok_or_else(|| ApiError::not_found(format!("cell {id} keeps no exec {n}")))
+    let n: u64 = n.parse().map_err(|_| missing())?;
+    entry.exec(n).map(|live| (live, n)).ok_or_else(missing)
 }
 
 /// One exec of a live cell (the last 32 are kept).
@@ -277,9 +289,9 @@ fn exec_of(
 pub async fn get_exec(
     State(state): State<AppState>,
     caller: Caller,
-    Path((id, n)): Path<(String, u64)>,
+    Path((id, n)): Path<(String, String)>,
 ) -> Result<Json<ExecView>, ApiError> {
-    let live = exec_of(&state, &caller, &id, n)?;
+    let (live, n) = exec_of(&state, &caller, &id, &n)?;
     let phase = live.phase.borrow().clone();
     let (status, result) = match phase {
         Phase::Done(f) => (ExecStatus::Done, Some(f.result.clone())),
@@ -305,9 +317,9 @@ pub async fn get_exec(
 pub async fn exec_events(
     State(state): State<AppState>,
     caller: Caller,
-    Path((id, n)): Path<(String, u64)>,
+    Path((id, n)): Path<(String, String)>,
 ) -> Result<Sse<impl Stream<Item = Result<Event, Infallible>>>, ApiError> {
-    let live = exec_of(&state, &caller, &id, n)?;
+    let (live, _) = exec_of(&state, &caller, &id, &n)?;
     Ok(sse(live_feed(&live)))
 }
 
