@@ -132,7 +132,7 @@ pub struct Launcher {
     last_cap: u32,
     /// Prepared cells (with a spawner).
     pub(super) factory: Option<Arc<CellFactory>>,
-    warm: Option<WarmPool>,
+    pub(super) warm: Option<WarmPool>,
     pub(super) permits: CellPermits,
 }
 

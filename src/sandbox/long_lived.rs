@@ -28,6 +28,8 @@ use crate::spec::{RunSpec, ValidatedSpec};
 /// What a [`SandboxError::Prepare`] of a cell that failed to set itself up names.
 pub const SET_UP: &str = "set up the long-lived cell";
 
+const OUT_OF_MEMORY: &str = "out of memory: the cell's memory limit was exceeded";
+
 /// How long a new cell may take to set itself up.
 const SET_UP_WITHIN: Duration = Duration::from_secs(30);
 
@@ -73,7 +75,15 @@ impl Launcher {
         self.admit(spec)?;
         let identity = self.take_identity()?;
         let shape = CellShape::of(spec);
-        let mut cell = factory.prepare(&shape)?;
+        // A warm cell of the same shape is as good as a new one: it has had no run.
+        let warm = match &self.warm {
+            Some(pool) if shape.poolable() => pool.take(&shape),
+            _ => None,
+        };
+        let mut cell = match warm {
+            Some(cell) => cell,
+            None => factory.prepare(&shape)?,
+        };
         cell.identity = identity;
         let mut live = LongLivedCell {
             factory,
@@ -334,14 +344,19 @@ impl LongLivedCell {
                     _identity: cell.identity,
                 });
             }
-            self.ended = Some("the cell's PID 1 died".into());
+            // The OOM killer may pick PID 1 itself: the cell then ended out of memory.
+            self.ended = Some(if result.verdict == Verdict::MLE {
+                OUT_OF_MEMORY.into()
+            } else {
+                "the cell's PID 1 died".into()
+            });
             if result.verdict != Verdict::MLE {
                 result.verdict = Verdict::XX;
                 result.message = Some("the cell ended during the exec".into());
             }
         }
         if result.verdict == Verdict::MLE {
-            self.end_because("out of memory: the cell's memory limit was exceeded");
+            self.end_because(OUT_OF_MEMORY);
         } else if observed.status_report.len() < 4 && observed.error_report.is_empty() {
             // The program was not reported: PID 1 is stuck or gone; the cell is unusable.
             self.end_because("the cell stopped answering");
