@@ -33,5 +33,7 @@ pub use grade::{grade, read_suite_file, GradeOptions, GradeReport, PreparedSuite
 pub use image::{ImageStore, ResolvedImage};
 pub use lang::{compile_once, CompileVerdict, Compiled};
 pub use result::{Captured, RunResult, Verdict};
-pub use sandbox::{CancelToken, Launcher, LauncherConfig, Limit, RunEvent, SandboxError};
+pub use sandbox::{
+    CancelToken, CellUsage, Launcher, LauncherConfig, Limit, LongLivedCell, RunEvent, SandboxError,
+};
 pub use spec::{FileSpec, Limits, RunSpec, StdinSource, ValidatedSpec};

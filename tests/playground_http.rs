@@ -364,6 +364,7 @@ async fn anonymous_runs_are_the_playground_apps_and_only_on_the_pages_routes() {
         ("GET", "/v1/runs"),
         ("GET", "/v1/images"),
         ("POST", "/v1/gradings"),
+        ("POST", "/v1/cells"),
     ] {
         let a = call(&s, method, uri, &[PAGE], "{}").await;
         assert_eq!(a.status, 401, "{method} {uri}: {}", a.text());

@@ -78,6 +78,38 @@ impl Default for PruneConfig {
     }
 }
 
+/// Long-lived cells (`/v1/cells`, `sandcell cell`).
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct CellsConfig {
+    /// Live cells an app may hold at once (429 above).
+    pub max_per_app: u32,
+    /// Live cells of every app together (503 above).
+    pub max_total: u32,
+    /// Idle timeout of a cell that names none, and the largest one allowed (seconds).
+    pub idle_timeout_secs: u64,
+    pub max_idle_timeout_secs: u64,
+    /// Lifetime of a cell that names none, and the largest one allowed (seconds).
+    pub max_lifetime_secs: u64,
+    pub max_max_lifetime_secs: u64,
+    /// Largest file a `PUT .../files/{path}` takes, and the most a directory read sends.
+    pub max_transfer_bytes: u64,
+}
+
+impl Default for CellsConfig {
+    fn default() -> Self {
+        CellsConfig {
+            max_per_app: 8,
+            max_total: 256,
+            idle_timeout_secs: 600,
+            max_idle_timeout_secs: 24 * 3600,
+            max_lifetime_secs: 3600,
+            max_max_lifetime_secs: 7 * 24 * 3600,
+            max_transfer_bytes: 256 << 20,
+        }
+    }
+}
+
 /// The whole daemon configuration after merging file, env and flags.
 #[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(default, deny_unknown_fields)]
@@ -112,6 +144,10 @@ pub struct ServeConfig {
     /// Retry-After seconds sent with 429 and 503.
     pub retry_after_secs: u64,
     pub prune: PruneConfig,
+    pub cells: CellsConfig,
+    /// The local API socket (root only; no key needed: requests on it act as the app
+    /// `local`); `None`: `STATE_DIR/api.sock`.
+    pub socket: Option<PathBuf>,
     pub images: BTreeMap<String, ImageEntry>,
     pub languages: BTreeMap<String, LanguageEntry>,
     /// Serve the browser playground at `/` (docs/serve.md, "The playground").
@@ -155,6 +191,8 @@ impl Default for ServeConfig {
             shutdown_drain_secs: 1,
             retry_after_secs: 1,
             prune: PruneConfig::default(),
+            cells: CellsConfig::default(),
+            socket: None,
             images: BTreeMap::new(),
             languages: BTreeMap::new(),
             playground: false,
@@ -182,6 +220,13 @@ pub struct Overrides {
 }
 
 impl ServeConfig {
+    /// Where the local API socket is.
+    pub fn socket_path(&self) -> PathBuf {
+        self.socket
+            .clone()
+            .unwrap_or_else(|| self.state_dir.join("api.sock"))
+    }
+
     /// Reads a TOML file (all keys optional).
     pub fn from_file(path: &Path) -> Result<ServeConfig, ConfigError> {
         let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {

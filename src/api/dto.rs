@@ -35,7 +35,7 @@ pub struct FileInput {
 
 /// Accepts an integer written as a float with no fraction (`4229.0` is an integer in JSON
 /// Schema).
-fn integer<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<i64>, D::Error> {
+pub(crate) fn integer<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<i64>, D::Error> {
     use serde::de::Error;
     let Some(n) = Option::<serde_json::Number>::deserialize(d)? else {
         return Ok(None);

@@ -7,6 +7,7 @@
 //!   SIGTERM/SIGINT, shuts down gracefully.
 
 pub mod auth;
+pub mod cells;
 pub mod config;
 pub mod dto;
 pub mod error;

@@ -5,6 +5,7 @@ use std::sync::OnceLock;
 use utoipa::openapi::security::{Http, HttpAuthScheme, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
+use super::cells::routes as cells;
 use super::routes::{events, gradings, meta, runs};
 
 struct BearerAuth;
@@ -27,6 +28,8 @@ impl Modify for BearerAuth {
         events::run_events,
         gradings::create_grading, gradings::get_grading, gradings::grading_events,
         meta::images, meta::languages, meta::healthz, meta::readyz, meta::metrics, meta::openapi,
+        cells::create_cell, cells::list_cells, cells::get_cell, cells::delete_cell,
+        cells::exec, cells::get_exec, cells::exec_events,
     ),
     modifiers(&BearerAuth),
 )]

@@ -18,7 +18,7 @@ use crate::image::{Defaults, Given};
 use crate::lang::{Language, SourceRequest};
 use crate::spec::{FileSpec, LimitBounds, Limits, RunSpec, StdinSource, ValidatedSpec};
 
-fn decode(field: &str, text: &str, encoding: Encoding) -> Result<Vec<u8>, ApiError> {
+pub fn decode(field: &str, text: &str, encoding: Encoding) -> Result<Vec<u8>, ApiError> {
     match encoding {
         Encoding::Utf8 => Ok(text.as_bytes().to_vec()),
         Encoding::Base64 => base64::engine::general_purpose::STANDARD
@@ -136,7 +136,7 @@ fn apply_image_defaults(
 }
 
 /// The request's files, stdin, env and limits on `spec`, validated against the app's bounds.
-fn fill_and_validate(
+pub fn fill_and_validate(
     mut spec: RunSpec,
     request: &RunRequest,
     with_env: bool,

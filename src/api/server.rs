@@ -165,6 +165,33 @@ async fn prune_loop(shared: Arc<Shared>) {
     }
 }
 
+/// Ends cells past their idle timeout or lifetime, once a second.
+async fn cell_reaper(shared: Arc<Shared>) {
+    let mut tick = tokio::time::interval(Duration::from_secs(1));
+    loop {
+        tick.tick().await;
+        let s = shared.clone();
+        // Ending a cell may wait for its exec to notice the cancel.
+        let _ = tokio::task::spawn_blocking(move || s.cells.reap(&s)).await;
+    }
+}
+
+/// Binds the local API socket, root only (a stale socket of a dead daemon is replaced).
+fn bind_local(path: &std::path::Path) -> std::io::Result<tokio::net::UnixListener> {
+    use std::os::unix::fs::{FileTypeExt, PermissionsExt};
+    if let Ok(meta) = std::fs::symlink_metadata(path) {
+        if !meta.file_type().is_socket() {
+            return Err(std::io::Error::other("exists and is not a socket"));
+        }
+        std::fs::remove_file(path)?;
+    }
+    // Connecting needs write permission on the socket, which even the default umask denies
+    // to others; the default path is also inside the root-only state dir.
+    let listener = tokio::net::UnixListener::bind(path)?;
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600))?;
+    Ok(listener)
+}
+
 /// Runs the daemon until SIGTERM/SIGINT.
 pub fn serve(config: ServeConfig) -> Result<(), ServeError> {
     config.check()?;
@@ -191,6 +218,15 @@ pub fn serve(config: ServeConfig) -> Result<(), ServeError> {
     let drain = Duration::from_secs(config.shutdown_drain_secs);
     let shared = Arc::new(Shared::new(config, store));
     shared.gradings.set_launcher(launcher.clone());
+    shared.cells.set_launcher(launcher.clone());
+    let cells_ended =
+        super::cells::records::end_interrupted(&shared.store, super::store::now_ms())?;
+    if cells_ended > 0 {
+        tracing::warn!(
+            cells_ended,
+            "recorded the end of the previous process's cells (daemon restarted)"
+        );
+    }
     let _ = shared.metrics.launcher.set(launcher.clone());
     let (ended, requeued) = recover(&shared)?;
     if ended + requeued > 0 {
@@ -228,6 +264,19 @@ pub fn serve(config: ServeConfig) -> Result<(), ServeError> {
             eprintln!("sandcell: playground at http://{local}/");
         }
         tokio::spawn(prune_loop(shared.clone()));
+        tokio::spawn(cell_reaper(shared.clone()));
+        let local_socket = shared.config.socket_path();
+        match bind_local(&local_socket) {
+            Ok(unix) => {
+                let local = super::routes::router(AppState(shared.clone()))
+                    .layer(axum::Extension(super::auth::LocalPeer));
+                tokio::spawn(async move { axum::serve(unix, local).await });
+                tracing::info!(socket = %local_socket.display(), "local API socket (root only)");
+            }
+            Err(e) => {
+                tracing::warn!(socket = %local_socket.display(), error = %e, "no local API socket")
+            }
+        }
         let app = super::routes::router(AppState(shared.clone()));
         let shutdown_shared = shared.clone();
         let (stopped_tx, stopped_rx) = tokio::sync::oneshot::channel::<()>();
@@ -269,6 +318,7 @@ pub fn serve(config: ServeConfig) -> Result<(), ServeError> {
         let _ = handle.join();
     }
     shared.gradings.shutdown(grace);
+    shared.cells.end_all(&shared, "daemon shutting down");
     // Prepared cells and cells still being torn down go before the process does.
     launcher.shutdown();
     runtime.shutdown_timeout(Duration::from_secs(1));

@@ -6,7 +6,8 @@ use std::time::Instant;
 
 use tokio::sync::watch;
 
-use super::auth::{anonymous_app, KeyCache};
+use super::auth::{anonymous_app, local_app, KeyCache};
+use super::cells::CellRegistry;
 use super::config::ServeConfig;
 use super::error::ApiError;
 use super::gradings::{Grading, GradingJob, Gradings};
@@ -60,6 +61,10 @@ pub struct Shared {
     pub catalog: ImageCatalog,
     /// Gradings (`/v1/gradings`) running or recently finished; the store has them all.
     pub gradings: Arc<Gradings>,
+    /// Long-lived cells (`/v1/cells`).
+    pub cells: CellRegistry,
+    /// The app of requests on the local socket (no key).
+    pub local: Arc<App>,
     /// True once SIGTERM arrived.
     pub shutting_down: watch::Sender<bool>,
 }
@@ -77,6 +82,8 @@ impl Shared {
             quotas: Arc::new(Quotas::default()),
             metrics: Metrics::default(),
             gradings: Arc::default(),
+            cells: CellRegistry::default(),
+            local: Arc::new(local_app()),
             shutting_down: watch::Sender::new(false),
         }
     }

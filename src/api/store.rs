@@ -136,6 +136,7 @@ impl Store {
         conn.execute_batch(SCHEMA)?;
         conn.execute_batch(super::idempotency::SCHEMA)?;
         conn.execute_batch(super::grading_records::SCHEMA)?;
+        conn.execute_batch(super::cells::records::SCHEMA)?;
         Ok(Store {
             conn: Mutex::new(conn),
         })

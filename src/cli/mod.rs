@@ -3,10 +3,12 @@
 use clap::{Parser, Subcommand};
 
 pub mod app;
+pub mod cell;
 pub mod check_host;
 pub mod grade;
 pub mod image;
 pub mod languages;
+mod local_client;
 mod malloc_tuning;
 pub mod run;
 mod run_lang;
@@ -46,6 +48,9 @@ pub enum Command {
     App(app::AppCommand),
     /// Report what this host supports and what sandcell will refuse or degrade.
     CheckHost(check_host::CheckHostArgs),
+    /// Long-lived cells of a running daemon: create, exec, cp, ls, rm.
+    #[command(subcommand)]
+    Cell(cell::CellCommand),
 }
 
 /// Runs the parsed command and returns the process exit code.
@@ -60,6 +65,7 @@ pub fn main(cli: Cli) -> i32 {
         Command::Grade(a) => grade::main(a),
         Command::Image(a) => image::main(a),
         Command::Languages(a) => languages::main(a),
+        Command::Cell(a) => cell::main(a),
         Command::App(a) => app::main(a),
         Command::CheckHost(a) => check_host::main(a),
     }

@@ -122,11 +122,13 @@ impl Cell {
                 output_limit: spec.limits.output,
                 keep_output: spec.keep_output,
                 early_finish: matches!(teardown, Teardown::Janitor(_)) && cgroup.is_some(),
+                exec_control: None,
+                cpu_base: Duration::ZERO,
             },
             on_event,
         );
         drop(control);
-        let result = judge(&observed, cgroup.as_ref(), spec);
+        let result = judge(&observed, cgroup.as_ref(), spec, Baseline::default());
         before_teardown(&result);
         let finished = Finished {
             pid,
@@ -164,8 +166,30 @@ fn errno_text(errno: i32) -> String {
     }
 }
 
+/// What a cell's cgroup had counted before a run (earlier execs of a long-lived cell):
+/// the run is judged on what it added.
+#[derive(Debug, Clone, Copy, Default)]
+pub(super) struct Baseline {
+    pub cpu: Duration,
+    pub oom_kills: u64,
+}
+
+impl Baseline {
+    pub fn of(cgroup: Option<&CellCgroup>) -> Baseline {
+        Baseline {
+            cpu: cgroup.and_then(CellCgroup::cpu_usage).unwrap_or_default(),
+            oom_kills: cgroup.map_or(0, CellCgroup::oom_kills),
+        }
+    }
+}
+
 /// Turns what the supervisor observed into one verdict with usage.
-fn judge(seen: &Observed, cgroup: Option<&CellCgroup>, spec: &RunSpec) -> RunResult {
+pub(super) fn judge(
+    seen: &Observed,
+    cgroup: Option<&CellCgroup>,
+    spec: &RunSpec,
+    base: Baseline,
+) -> RunResult {
     let mut result = RunResult::sandbox_error("");
     result.message = None;
     result.stdout = seen.stdout.clone();
@@ -175,12 +199,15 @@ fn judge(seen: &Observed, cgroup: Option<&CellCgroup>, spec: &RunSpec) -> RunRes
         let tv = |t: libc::timeval| Duration::new(t.tv_sec as u64, t.tv_usec as u32 * 1000);
         tv(w.rusage.ru_utime) + tv(w.rusage.ru_stime)
     });
-    let cpu = cgroup.and_then(CellCgroup::cpu_usage).or(rusage_cpu);
+    let cpu = cgroup
+        .and_then(CellCgroup::cpu_usage)
+        .map(|used| used.saturating_sub(base.cpu))
+        .or(rusage_cpu);
     result.cpu_time_ms = cpu.map_or(0, |d| d.as_millis() as u64);
     result.memory_peak_bytes = cgroup
         .and_then(CellCgroup::memory_peak)
         .or_else(|| seen.reaped.map(|w| w.rusage.ru_maxrss as u64 * 1024));
-    let oom = cgroup.map_or(0, CellCgroup::oom_kills) > 0;
+    let oom = cgroup.map_or(0, CellCgroup::oom_kills) > base.oom_kills;
 
     if let Some((label, errno)) = child::decode_report(&seen.error_report) {
         let step = if label.is_empty() {

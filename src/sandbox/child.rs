@@ -720,12 +720,28 @@ pub(super) fn fail(error_fd: RawFd, label: &Label, errno: Errno) -> ! {
 
 /// Applies `steps` in order; the first failure is reported and ends the process.
 pub(super) fn apply_all(error_fd: RawFd, steps: &[Step], slots: &mut [RawFd; MAX_BIND_SLOTS]) {
+    if let Err((failed, errno)) = try_apply_all(steps, slots) {
+        fail(error_fd, &failed.label_of(), errno);
+    }
+}
+
+/// Applies `steps` in order; the first failure comes back with its step (for a PID 1 that
+/// lives on after a failed exec). Allocates nothing.
+pub(super) fn try_apply_all<'s>(
+    steps: &'s [Step],
+    slots: &mut [RawFd; MAX_BIND_SLOTS],
+) -> Result<(), (&'s Step, Errno)> {
     for step in steps {
-        if let Err(errno) = step.apply(slots) {
-            let mut label = Label::new();
-            step.label(&mut label);
-            fail(error_fd, &label, errno);
-        }
+        step.apply(slots).map_err(|errno| (step, errno))?;
+    }
+    Ok(())
+}
+
+impl Step {
+    fn label_of(&self) -> Label {
+        let mut label = Label::new();
+        self.label(&mut label);
+        label
     }
 }
 
@@ -744,13 +760,22 @@ fn program_main(plan: &ChildPlan) -> ! {
 /// table copy, no copy-on-write faults; with [`ChildPlan::own_memory`] a copy of it), then
 /// reaps. Never returns.
 pub(super) fn start_program(plan: &ChildPlan, stack: &mut [u8]) -> ! {
+    match spawn_program(plan, stack) {
+        Ok(program) => reap(plan, program),
+        Err(errno) => fail(plan.error_fd, &Label::text(FORK), errno),
+    }
+}
+
+/// The label of a failed program fork.
+pub(super) const FORK: &str = "fork the program";
+
+/// Starts the program (see [`start_program`]) and returns its pid once it has exec'd or
+/// failed: the caller reaps it.
+pub(super) fn spawn_program(plan: &ChildPlan, stack: &mut [u8]) -> SysResult<libc::pid_t> {
     // SAFETY: this process is single-threaded (PID 1 of a cell) and suspended until the
     // program execs or exits; `program_main` runs only the prepared raw-syscall steps on
     // `stack`, which nothing else uses, and ends in execve or _exit.
-    match unsafe { sys::clone_vfork(stack, program_main, plan, !plan.own_memory) } {
-        Ok(program) => reap(plan, program),
-        Err(errno) => fail(plan.error_fd, &Label::text("fork the program"), errno),
-    }
+    unsafe { sys::clone_vfork(stack, program_main, plan, !plan.own_memory) }
 }
 
 /// PID 1 after the fork: drop privileges, reap every process, report the program's status.

@@ -131,9 +131,9 @@ pub struct Launcher {
     cgroups: OnceLock<Result<Arc<CgroupHost>, String>>,
     last_cap: u32,
     /// Prepared cells (with a spawner).
-    factory: Option<Arc<CellFactory>>,
-    warm: Option<WarmPool>,
-    permits: CellPermits,
+    pub(super) factory: Option<Arc<CellFactory>>,
+    pub(super) warm: Option<WarmPool>,
+    pub(super) permits: CellPermits,
 }
 
 impl std::fmt::Debug for Launcher {
@@ -305,6 +305,32 @@ impl Launcher {
         }
     }
 
+    /// Checks that a cell of `spec` can be made here (root, rootfs, every limit enforceable
+    /// or degradation allowed); returns the limits it goes without.
+    pub(super) fn admit(&self, spec: &RunSpec) -> Result<Vec<Limit>, SandboxError> {
+        if sys::geteuid() != 0 {
+            return Err(SandboxError::prepare(
+                "create cell",
+                std::io::Error::other("sandcell must run as root to create cells"),
+            ));
+        }
+        mounts::check_rootfs(&spec.rootfs, &spec.work_dir)?;
+
+        let degraded = self.unenforceable(spec);
+        if !degraded.is_empty() && !spec.allow_degraded {
+            let why = match self.detect_cgroups() {
+                Err(problem) => format!(" ({problem})"),
+                Ok(_) => String::new(),
+            };
+            let names: Vec<&str> = degraded.iter().map(|l| l.name()).collect();
+            return Err(SandboxError::Unenforceable(format!(
+                "{}{why}",
+                names.join(", ")
+            )));
+        }
+        Ok(degraded)
+    }
+
     /// Limits asked for that this host cannot enforce.
     fn unenforceable(&self, spec: &RunSpec) -> Vec<Limit> {
         let mut missing = self.unenforceable_limits(spec);
@@ -319,7 +345,7 @@ impl Launcher {
 
     /// The cell's own host uid/gid, when configured and possible (else the program runs as
     /// `spec.uid` on the host; that case was refused or listed as degraded before).
-    fn take_identity(&self) -> Result<Option<Lease>, SandboxError> {
+    pub(super) fn take_identity(&self) -> Result<Option<Lease>, SandboxError> {
         if !self.config.uid_range.enabled() || !identity::supported() {
             return Ok(None);
         }
@@ -350,26 +376,7 @@ impl Launcher {
         on_event: &mut dyn FnMut(RunEvent<'_>),
         cancel: Option<&CancelToken>,
     ) -> Result<RunResult, SandboxError> {
-        if sys::geteuid() != 0 {
-            return Err(SandboxError::prepare(
-                "create cell",
-                std::io::Error::other("sandcell must run as root to create cells"),
-            ));
-        }
-        mounts::check_rootfs(&spec.rootfs, &spec.work_dir)?;
-
-        let degraded = self.unenforceable(spec);
-        if !degraded.is_empty() && !spec.allow_degraded {
-            let why = match self.detect_cgroups() {
-                Err(problem) => format!(" ({problem})"),
-                Ok(_) => String::new(),
-            };
-            let names: Vec<&str> = degraded.iter().map(|l| l.name()).collect();
-            return Err(SandboxError::Unenforceable(format!(
-                "{}{why}",
-                names.join(", ")
-            )));
-        }
+        let degraded = self.admit(spec)?;
         let mut result = match &self.factory {
             Some(factory) => self.run_prepared(factory, spec, capture, on_event, cancel)?,
             None => self.run_in_process(spec, capture, on_event, cancel)?,

@@ -20,7 +20,7 @@ use super::child::{self, ChildPlan, Label, Step, MAX_BIND_SLOTS};
 use super::seccomp::CompiledPolicy;
 use super::shape::CellShape;
 use super::sys;
-use super::{go, ipc, plan};
+use super::{exec_loop, go, ipc, plan};
 
 const RECEIVE: &str = "receive the run";
 const DECODE: &str = "read the run message";
@@ -90,6 +90,7 @@ fn await_run(plan: &CellPlan<'_>, awaited: &Awaited<'_>, slots: &mut [RawFd; MAX
     // End of stream: the cell was discarded unused.
     let received = match ipc::recv(awaited.control.as_fd(), 64) {
         Ok(r) if r.bytes.is_empty() && r.fds.is_empty() => sys::exit(0),
+        Ok(r) if r.bytes == exec_loop::HOLD => exec_loop::serve(awaited, r),
         Ok(r) => r,
         Err(e) => child::fail(error_fd, &Label::text(RECEIVE), errno_of(&e)),
     };

@@ -12,6 +12,7 @@ use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
 use super::cgroup::CellCgroup;
 use super::launcher::RunEvent;
 use super::sys::{self, Waited};
+use super::{exec_loop, ipc};
 use crate::result::Captured;
 
 /// Why the supervisor killed the cell.
@@ -43,6 +44,12 @@ pub(super) struct Watch<'a> {
     /// waiting for PID 1 to exit (its namespace teardown can take milliseconds); the caller
     /// reaps PID 1 later and reads usage from the cgroup.
     pub early_finish: bool,
+    /// An exec in a long-lived cell (`exec_loop.rs`): PID 1's control socket. The run ends
+    /// when the program's status is in (PID 1 lives on), and a kill asks PID 1 to kill the
+    /// program's process group instead of killing the cell.
+    pub exec_control: Option<BorrowedFd<'a>>,
+    /// CPU time the cell's cgroup had used before this run (earlier execs).
+    pub cpu_base: Duration,
 }
 
 /// What the supervisor saw.
@@ -63,6 +70,9 @@ pub(super) struct Observed {
 /// How long to keep reading pipes after PID 1 exited (every writer is dead by then; this
 /// only guards against a descriptor leaked to a process outside the cell).
 const DRAIN_GRACE: Duration = Duration::from_secs(2);
+/// How long an exec's output is read after its program ended: a process it left in the
+/// background may hold its stdout open for the cell's whole life.
+const EXEC_DRAIN_GRACE: Duration = Duration::from_millis(200);
 /// How long to wait for a killed cell's PID 1 to be reported dead.
 const KILL_GRACE: Duration = Duration::from_secs(10);
 const READ_CHUNK: usize = 64 * 1024;
@@ -180,14 +190,27 @@ pub(super) fn supervise(w: Watch<'_>, on_event: &mut dyn FnMut(RunEvent<'_>)) ->
     let mut next_cpu_check = w.started;
     let pidfd = w.pidfd;
     let cgroup = w.cgroup;
+    let exec_control = w.exec_control;
+    let drain_grace = if exec_control.is_some() {
+        EXEC_DRAIN_GRACE
+    } else {
+        DRAIN_GRACE
+    };
     let kill = |reason: KillReason, killed: &mut Option<KillReason>, at: &mut Option<Instant>| {
         if killed.is_none() {
             *killed = Some(reason);
             *at = Some(Instant::now());
         }
-        let _ = sys::pidfd_send_signal(pidfd, libc::SIGKILL);
-        if let Some(cg) = cgroup {
-            let _ = cg.kill_all();
+        match exec_control {
+            Some(control) => {
+                let _ = ipc::send(control, exec_loop::KILL, &[]);
+            }
+            None => {
+                let _ = sys::pidfd_send_signal(pidfd, libc::SIGKILL);
+                if let Some(cg) = cgroup {
+                    let _ = cg.kill_all();
+                }
+            }
         }
     };
 
@@ -200,7 +223,10 @@ pub(super) fn supervise(w: Watch<'_>, on_event: &mut dyn FnMut(RunEvent<'_>)) ->
                 (w.cpu_time, w.cgroup, now >= next_cpu_check)
             {
                 next_cpu_check = now + cpu_interval;
-                if cg.cpu_usage().is_some_and(|used| used >= limit) {
+                if cg
+                    .cpu_usage()
+                    .is_some_and(|used| used.saturating_sub(w.cpu_base) >= limit)
+                {
                     kill(KillReason::CpuTime, &mut killed, &mut killed_at);
                 }
             }
@@ -218,8 +244,13 @@ pub(super) fn supervise(w: Watch<'_>, on_event: &mut dyn FnMut(RunEvent<'_>)) ->
             exited_at = Some(now);
             break;
         }
+        if exec_control.is_some() && exited_at.is_none() && status.fd.is_none() {
+            // PID 1 reported the exec's program (or its failure to start) and closed the
+            // exec's status pipe: what is left is draining its output.
+            exited_at = Some(now);
+        }
         match exited_at {
-            Some(t) if !pipes_open || now >= t + DRAIN_GRACE => break,
+            Some(t) if !pipes_open || now >= t + drain_grace => break,
             _ => {}
         }
         if exited_at.is_none() && killed_at.is_some_and(|t| now >= t + KILL_GRACE) {
@@ -228,7 +259,7 @@ pub(super) fn supervise(w: Watch<'_>, on_event: &mut dyn FnMut(RunEvent<'_>)) ->
         }
 
         let timeout = match (exited_at, killed) {
-            (Some(t), _) => (t + DRAIN_GRACE).saturating_duration_since(now),
+            (Some(t), _) => (t + drain_grace).saturating_duration_since(now),
             // Killed: PID 1 is going away; wait for pidfd without busy looping.
             (None, Some(_)) => Duration::from_millis(100),
             (None, None) => {
@@ -308,7 +339,7 @@ pub(super) fn supervise(w: Watch<'_>, on_event: &mut dyn FnMut(RunEvent<'_>)) ->
     }
 
     let wall = exited_at.unwrap_or_else(Instant::now) - w.started;
-    if reaped.is_none() {
+    if reaped.is_none() && exec_control.is_none() {
         // PID 1 did not go away in time: try once more without blocking.
         let _ = sys::pidfd_send_signal(w.pidfd, libc::SIGKILL);
         reaped = sys::wait4(w.pid, libc::__WALL | libc::WNOHANG)

@@ -357,3 +357,73 @@ pub fn wait_for_event(addr: SocketAddr, path: &str, key: &str, wanted: &str, wit
         }
     }
 }
+
+/// Processes whose command line contains `marker`.
+pub fn processes_with(marker: &str) -> Vec<i32> {
+    let mut found = Vec::new();
+    for entry in std::fs::read_dir("/proc").unwrap().flatten() {
+        let Ok(pid) = entry.file_name().to_string_lossy().parse::<i32>() else {
+            continue;
+        };
+        if let Ok(cmdline) = std::fs::read(format!("/proc/{pid}/cmdline")) {
+            if String::from_utf8_lossy(&cmdline).contains(marker) {
+                found.push(pid);
+            }
+        }
+    }
+    found
+}
+
+/// Cell cgroups (named `<creator pid>-<counter>-<hex>`) beneath this process's cgroups
+/// whose creator is one of `pids`.
+pub fn cell_cgroups_of(pids: &[i32]) -> Vec<PathBuf> {
+    fn walk(dir: &Path, depth: usize, pids: &[i32], out: &mut Vec<PathBuf>) {
+        let Ok(entries) = std::fs::read_dir(dir) else {
+            return;
+        };
+        for e in entries.flatten() {
+            let path = e.path();
+            if !path.is_dir() {
+                continue;
+            }
+            let name = e.file_name().to_string_lossy().into_owned();
+            let creator = name.split('-').next().and_then(|p| p.parse::<i32>().ok());
+            if name.split('-').count() == 3 && creator.is_some_and(|p| pids.contains(&p)) {
+                out.push(path.clone());
+            }
+            if depth > 0 {
+                walk(&path, depth - 1, pids, out);
+            }
+        }
+    }
+    let mut found = Vec::new();
+    let Ok(text) = std::fs::read_to_string("/proc/self/cgroup") else {
+        return found;
+    };
+    for line in text.lines() {
+        let mut parts = line.splitn(3, ':');
+        let (_, controllers, path) = (
+            parts.next(),
+            parts.next().unwrap_or(""),
+            parts.next().unwrap_or(""),
+        );
+        let base = if controllers.is_empty() {
+            PathBuf::from("/sys/fs/cgroup/unified")
+        } else {
+            PathBuf::from("/sys/fs/cgroup").join(controllers.split(',').next().unwrap_or(""))
+        };
+        walk(
+            &base.join(path.trim_start_matches('/')),
+            3,
+            pids,
+            &mut found,
+        );
+    }
+    found
+}
+
+pub fn mount_count() -> usize {
+    std::fs::read_to_string("/proc/self/mountinfo")
+        .map(|t| t.lines().count())
+        .unwrap_or(0)
+}

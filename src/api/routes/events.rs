@@ -21,7 +21,7 @@ use tokio::sync::broadcast::{self, error::RecvError};
 use crate::api::auth::Caller;
 use crate::api::dto::{RunFinished, RunStatus, StoredResult};
 use crate::api::error::ApiError;
-use crate::api::live::{LiveEvent, Phase};
+use crate::api::live::{LiveEvent, LiveRun, Phase};
 use crate::api::state::AppState;
 
 fn status_event(status: RunStatus) -> Event {
@@ -72,7 +72,8 @@ fn final_events(finished: &RunFinished) -> Vec<Event> {
     vec![status_event(RunStatus::Done), result_event(finished)]
 }
 
-struct Feed {
+/// The events a reader gets, in order.
+pub struct Feed {
     pending: VecDeque<Event>,
     receiver: Option<broadcast::Receiver<LiveEvent>>,
 }
@@ -136,27 +137,7 @@ pub async fn run_events(
         receiver: None,
     };
     match state.live.get(&id) {
-        Some(live) => {
-            // Subscribe before reading the phase so nothing falls in between.
-            let (replay, receiver) = live.subscribe();
-            let phase = live.phase.borrow().clone();
-            feed.pending.push_back(status_event(phase.status()));
-            if !matches!(phase, Phase::Done(_)) {
-                feed.pending.extend(replay.iter().filter_map(|e| match e {
-                    LiveEvent::Stdout(b) => Some(chunk_event("stdout", b)),
-                    LiveEvent::Stderr(b) => Some(chunk_event("stderr", b)),
-                    _ => None,
-                }));
-            }
-            match phase {
-                Phase::Done(finished) => {
-                    feed.pending.extend(output_events(&finished));
-                    feed.pending.extend(final_events(&finished));
-                }
-                Phase::Deferred => {}
-                Phase::Queued | Phase::Running => feed.receiver = Some(receiver),
-            }
-        }
+        Some(live) => feed = live_feed(&live),
         None => {
             // Finished (maybe just now): the store has the final word.
             let row = state.store.get_run(&id)?.unwrap_or(row);
@@ -173,8 +154,41 @@ pub async fn run_events(
             }
         }
     }
+    Ok(sse(feed))
+}
+
+/// The events of a live run (or a cell's exec): what it printed so far, then what follows.
+pub fn live_feed(live: &LiveRun) -> Feed {
+    let mut feed = Feed {
+        pending: VecDeque::new(),
+        receiver: None,
+    };
+    // Subscribe before reading the phase so nothing falls in between.
+    let (replay, receiver) = live.subscribe();
+    let phase = live.phase.borrow().clone();
+    feed.pending.push_back(status_event(phase.status()));
+    if !matches!(phase, Phase::Done(_)) {
+        feed.pending.extend(replay.iter().filter_map(|e| match e {
+            LiveEvent::Stdout(b) => Some(chunk_event("stdout", b)),
+            LiveEvent::Stderr(b) => Some(chunk_event("stderr", b)),
+            _ => None,
+        }));
+    }
+    match phase {
+        Phase::Done(finished) => {
+            feed.pending.extend(output_events(&finished));
+            feed.pending.extend(final_events(&finished));
+        }
+        Phase::Deferred => {}
+        Phase::Queued | Phase::Running => feed.receiver = Some(receiver),
+    }
+    feed
+}
+
+/// A feed as a text/event-stream response.
+pub fn sse(feed: Feed) -> Sse<impl Stream<Item = Result<Event, Infallible>>> {
     let stream = futures_util::stream::unfold(feed, |mut feed| async move {
         feed.next().await.map(|e| (Ok(e), feed))
     });
-    Ok(Sse::new(stream).keep_alive(KeepAlive::default()))
+    Sse::new(stream).keep_alive(KeepAlive::default())
 }

@@ -57,8 +57,10 @@ fn v1_routes() -> Router<AppState> {
 /// The whole HTTP API over `state`.
 pub fn router(state: AppState) -> Router {
     let body_limit = state.config.body_limit;
+    let max_transfer = usize::try_from(state.config.cells.max_transfer_bytes).unwrap_or(usize::MAX);
     Router::new()
         .merge(v1_routes())
+        .merge(crate::api::cells::routes::routes(max_transfer))
         .merge(super::playground::routes(&state.config))
         .route("/healthz", get(meta::healthz))
         .route("/readyz", get(meta::readyz))
