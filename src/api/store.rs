@@ -137,6 +137,7 @@ impl Store {
         conn.execute_batch(super::idempotency::SCHEMA)?;
         conn.execute_batch(super::grading_records::SCHEMA)?;
         conn.execute_batch(super::cells::records::SCHEMA)?;
+        conn.execute_batch(super::compat::judge0::record::SCHEMA)?;
         Ok(Store {
             conn: Mutex::new(conn),
         })
