@@ -309,6 +309,8 @@ impl Store {
                 [max_count as i64],
             )?;
         }
+        // Judge0 fields of pruned runs (compat/judge0/record.rs) go with them.
+        conn.execute(super::compat::judge0::record::PRUNE, [])?;
         Ok(pruned)
     }
 

@@ -31,6 +31,9 @@ mod b64 {
     }
 }
 
+/// Removes the records whose run was pruned (run with the store's pruning).
+pub const PRUNE: &str = "DELETE FROM judge0_submissions WHERE id NOT IN (SELECT id FROM runs)";
+
 /// The request fields of one submission, as Judge0 echoes them.
 #[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
 pub struct Record {
@@ -82,16 +85,11 @@ pub fn get(store: &Store, id: &str) -> Result<Option<Record>, StoreError> {
     Ok(json.and_then(|j| serde_json::from_str(&j).ok()))
 }
 
-/// Deletes run `id` and its record (Judge0's `DELETE /submissions/{token}`), and records
-/// whose run was pruned meanwhile.
+/// Deletes run `id` and its record (Judge0's `DELETE /submissions/{token}`).
 pub fn delete(store: &Store, id: &str) -> Result<(), StoreError> {
     store.with_conn(|c| {
         c.execute("DELETE FROM runs WHERE id = ?1", [id])?;
         c.execute("DELETE FROM judge0_submissions WHERE id = ?1", [id])?;
-        c.execute(
-            "DELETE FROM judge0_submissions WHERE id NOT IN (SELECT id FROM runs)",
-            [],
-        )?;
         Ok(())
     })
 }
