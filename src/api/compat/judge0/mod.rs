@@ -105,12 +105,16 @@ fn load(
         return Ok(None);
     }
     let record = record::get(&state.store, &id).map_err(crate::api::error::ApiError::from)?;
-    let language = record.as_ref().and_then(|r| {
-        super::languages::judge0_languages(state)
-            .into_iter()
-            .find(|l| l.id == r.language_id)
-            .map(|l| l.name)
-    });
+    // Naming the language reads the image store: only when asked for.
+    let language = record
+        .as_ref()
+        .filter(|_| fields.contains(&"language"))
+        .and_then(|r| {
+            super::languages::judge0_languages(state)
+                .into_iter()
+                .find(|l| l.id == r.language_id)
+                .map(|l| l.name)
+        });
     view::render(
         &row,
         record.as_ref(),
