@@ -765,3 +765,28 @@ fn callbacks_reach_only_listed_hosts() {
     assert_eq!(body["status"]["id"], 3);
     assert_eq!(body["stdout"], b64(b"called back\n"));
 }
+
+#[test]
+fn configured_language_ids_and_exec_format_errors() {
+    // `[judge0] languages` maps more ids onto any language /v1 takes, here configured ones
+    // (the test rootfs is the image `busybox`); a command that cannot be executed is 14.
+    let config = format!(
+        "{BOTH}[judge0]\nlanguages = {{ \"1000\" = \"shell\", \"1001\" = \"broken\" }}\n\
+         [languages.shell]\nimage = \"busybox\"\nsource_file = \"prog.sh\"\ncmd = [\"sh\", \"prog.sh\"]\nversion = \"1.0\"\n\
+         [languages.broken]\nimage = \"busybox\"\nsource_file = \"prog\"\ncmd = [\"/no/such/interpreter\"]\n"
+    );
+    let Some(e) = start(&config, &[]) else { return };
+    let l = call(&e, "GET", "/languages/1000", None).json();
+    assert_eq!(l["name"], "shell (1.0)", "{l}");
+    assert_eq!(l["source_file"], "prog.sh");
+    let v = run(
+        &e,
+        json!({"source_code": "echo \"$# $1 $2\"; echo oops >&2", "language_id": 1000,
+               "command_line_arguments": "a 'b c'", "redirect_stderr_to_stdout": true}),
+    );
+    assert_eq!(status_id(&v), 3, "{v}");
+    assert_eq!(v["stdout"], "2 a b c\noops\n");
+    let v = run(&e, json!({"source_code": "x", "language_id": 1001}));
+    assert_eq!(status_id(&v), 14, "{v}");
+    assert_eq!(v["status"]["description"], "Exec Format Error");
+}
