@@ -149,7 +149,12 @@ async fn create(
     match load(&state, &app, &token, &p.fields, p.base64_encoded) {
         Ok(Some(v)) => Ok((StatusCode::CREATED, Json(v)).into_response()),
         Ok(None) => Err(Judge0Error::not_found()),
-        Err(Judge0Error::Plain { message, .. }) => Ok((
+        // Output that is not UTF-8 (and no base64): Judge0 still answers 201 with the token.
+        Err(Judge0Error::Plain {
+            status: StatusCode::BAD_REQUEST,
+            message,
+            ..
+        }) => Ok((
             StatusCode::CREATED,
             Json(json!({ "error": message, "token": token })),
         )
