@@ -144,6 +144,8 @@ fn files_installs_and_a_background_server_outlive_their_exec() {
     assert_eq!(v["state"], "idle");
     assert_eq!(v["execs"], 2);
     assert!(v["usage"]["cpu_time_ms"].as_u64().unwrap() > 0, "{v}");
+    // The note and the package are in the cell's writable layers.
+    assert!(v["usage"]["disk_bytes"].as_u64().unwrap() > 0, "{v}");
 
     let r = d.request("DELETE", &format!("/v1/cells/{id}"), Some(&key), None);
     assert_eq!(r.status, 200, "{}", r.text());

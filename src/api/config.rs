@@ -150,6 +150,12 @@ pub struct ServeConfig {
     pub socket: Option<PathBuf>,
     pub images: BTreeMap<String, ImageEntry>,
     pub languages: BTreeMap<String, LanguageEntry>,
+    /// Foreign APIs served beside /v1 (`["judge0", "piston"]`; none by default).
+    pub compat: Vec<super::compat::CompatApi>,
+    /// The app that serves compat requests carrying no key (none: they get 401).
+    pub compat_app: Option<String>,
+    /// Judge0 settings: extra language ids, callback hosts.
+    pub judge0: super::compat::Judge0Config,
     /// Serve the browser playground at `/` (docs/serve.md, "The playground").
     pub playground: bool,
     /// The app whose quota and maxima the playground's runs use without a key (None: the
@@ -195,6 +201,9 @@ impl Default for ServeConfig {
             socket: None,
             images: BTreeMap::new(),
             languages: BTreeMap::new(),
+            compat: Vec::new(),
+            compat_app: None,
+            judge0: super::compat::Judge0Config::default(),
             playground: false,
             playground_app: None,
         }
@@ -313,6 +322,7 @@ impl ServeConfig {
             crate::spec::check_relative_path("source_file", &lang.source_file)
                 .map_err(|e| ConfigError::Invalid(format!("language {name}: {e}")))?;
         }
+        super::compat::check_config(self).map_err(ConfigError::Invalid)?;
         Ok(())
     }
 }

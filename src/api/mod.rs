@@ -8,6 +8,7 @@
 
 pub mod auth;
 pub mod cells;
+pub mod compat;
 pub mod config;
 pub mod dto;
 pub mod error;

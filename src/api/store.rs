@@ -137,6 +137,7 @@ impl Store {
         conn.execute_batch(super::idempotency::SCHEMA)?;
         conn.execute_batch(super::grading_records::SCHEMA)?;
         conn.execute_batch(super::cells::records::SCHEMA)?;
+        conn.execute_batch(super::compat::judge0::record::SCHEMA)?;
         Ok(Store {
             conn: Mutex::new(conn),
         })
@@ -308,6 +309,8 @@ impl Store {
                 [max_count as i64],
             )?;
         }
+        // Judge0 fields of pruned runs (compat/judge0/record.rs) go with them.
+        conn.execute(super::compat::judge0::record::PRUNE, [])?;
         Ok(pruned)
     }
 

@@ -18,9 +18,9 @@ use std::os::fd::{AsFd, AsRawFd, OwnedFd, RawFd};
 
 use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
 
-use super::child::{self, ChildPlan, Label, MAX_BIND_SLOTS};
+use super::child::{self, Label, MAX_BIND_SLOTS};
 use super::ipc::{self, Received};
-use super::pid1::Awaited;
+use super::pid1::{self, Awaited};
 use super::shape::CellShape;
 use super::sys::{self, Errno};
 use super::{go, plan};
@@ -111,6 +111,8 @@ fn handle(awaited: &Awaited<'_>, message: Received, running: &mut Option<Running
     else {
         return;
     };
+    // Report failures above 0-2 too: the program's first steps overwrite those.
+    let errors = pid1::above_stdio(&errors).unwrap_or(errors);
     match start(awaited, stdin, run, [stdout, stderr], &errors) {
         Ok((pid, pidfd)) => *running = Some(Running { pid, pidfd, status }),
         Err(failed) => {
@@ -141,21 +143,10 @@ fn start(
         step.label(&mut label);
         Box::new((label, errno))
     })?;
+    let moved = |fd: OwnedFd| pid1::above_stdio(&fd).map_err(|errno| fail(RECEIVE, errno));
+    let (stdin, stdout, stderr) = (moved(stdin)?, moved(stdout)?, moved(stderr)?);
     let fds: [RawFd; 3] = [stdin.as_raw_fd(), stdout.as_raw_fd(), stderr.as_raw_fd()];
-    let program = ChildPlan {
-        program_steps: plan::program_steps(
-            &spec,
-            ids,
-            awaited.policy.clone(),
-            awaited.have_cgroup,
-            awaited.last_cap,
-            fds,
-        ),
-        error_fd: errors.as_raw_fd(),
-        status_fd: -1,
-        reaper_closes: Vec::new(),
-        own_memory: ids.is_some(),
-    };
+    let program = awaited.program_plan(&spec, ids, fds, errors.as_raw_fd());
     let mut stack = vec![0u8; child::PROGRAM_STACK];
     let pid =
         child::spawn_program(&program, &mut stack).map_err(|errno| fail(child::FORK, errno))?;
@@ -171,6 +162,7 @@ fn start(
 }
 
 const DECODE: &str = "read the exec message";
+const RECEIVE: &str = "receive the exec";
 const SHAPE: &str = "check the exec against the cell";
 const WATCH: &str = "watch the program";
 

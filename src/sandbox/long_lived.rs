@@ -58,6 +58,8 @@ impl std::fmt::Debug for LongLivedCell {
 pub struct CellUsage {
     pub cpu_time_ms: u64,
     pub memory_peak_bytes: Option<u64>,
+    /// Bytes used in the cell's writable layers (the work dir, `/tmp`, `/dev/shm`).
+    pub disk_bytes: u64,
 }
 
 impl Launcher {
@@ -220,7 +222,36 @@ impl LongLivedCell {
                 .and_then(CellCgroup::cpu_usage)
                 .map_or(0, |d| d.as_millis() as u64),
             memory_peak_bytes: cg.and_then(CellCgroup::memory_peak),
+            disk_bytes: self.disk_used(),
         }
+    }
+
+    /// What the cell's writable tmpfs layers hold (0 when the cell has ended).
+    fn disk_used(&self) -> u64 {
+        use rustix::fs::{Mode, OFlags, ResolveFlags};
+        let Some(pid) = self.pid() else { return 0 };
+        let Ok(root) = rustix::fs::open(
+            format!("/proc/{pid}/root"),
+            OFlags::PATH | OFlags::DIRECTORY | OFlags::CLOEXEC,
+            Mode::empty(),
+        ) else {
+            return 0;
+        };
+        [self.shape.work_dir.as_str(), "/tmp", "/dev/shm"]
+            .iter()
+            .filter_map(|dir| {
+                let fd = rustix::fs::openat2(
+                    &root,
+                    *dir,
+                    OFlags::PATH | OFlags::DIRECTORY | OFlags::CLOEXEC,
+                    Mode::empty(),
+                    ResolveFlags::IN_ROOT | ResolveFlags::NO_MAGICLINKS,
+                )
+                .ok()?;
+                let fs = rustix::fs::fstatfs(&fd).ok()?;
+                Some((fs.f_blocks - fs.f_bfree) as u64 * fs.f_bsize as u64)
+            })
+            .sum()
     }
 
     /// The cell's root directory as the cell sees it (`/proc/PID/root` of its PID 1), for

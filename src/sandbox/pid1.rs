@@ -13,14 +13,16 @@
 //!
 //! The program process only ever walks its prepared step list (`child.rs`).
 
-use std::os::fd::{AsFd, AsRawFd, BorrowedFd, IntoRawFd, RawFd};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, IntoRawFd, OwnedFd, RawFd};
 use std::sync::Arc;
 
 use super::child::{self, ChildPlan, Label, Step, MAX_BIND_SLOTS};
+use super::identity::HostIds;
 use super::seccomp::CompiledPolicy;
 use super::shape::CellShape;
-use super::sys;
+use super::sys::{self, Errno};
 use super::{exec_loop, go, ipc, plan};
+use crate::spec::RunSpec;
 
 const RECEIVE: &str = "receive the run";
 const DECODE: &str = "read the run message";
@@ -47,6 +49,41 @@ pub(super) struct Awaited<'a> {
     pub policy: Option<Arc<CompiledPolicy>>,
     pub have_cgroup: bool,
     pub last_cap: u32,
+}
+
+impl Awaited<'_> {
+    /// The program's plan for a run that arrived on the control socket: its steps with the
+    /// cell's policy and capabilities, `fds` as its stdin, stdout and stderr (none of them
+    /// 0-2, which its steps overwrite). No status pipe and nothing for the reaper to close
+    /// yet: the caller sets those.
+    pub fn program_plan(
+        &self,
+        spec: &RunSpec,
+        ids: Option<HostIds>,
+        fds: [RawFd; 3],
+        error_fd: RawFd,
+    ) -> ChildPlan {
+        ChildPlan {
+            program_steps: plan::program_steps(
+                spec,
+                ids,
+                self.policy.clone(),
+                self.have_cgroup,
+                self.last_cap,
+                fds,
+            ),
+            error_fd,
+            status_fd: -1,
+            reaper_closes: Vec::new(),
+            own_memory: ids.is_some(),
+        }
+    }
+}
+
+/// A descriptor of a received run moved above 0-2 (the program's DupOnto steps overwrite
+/// those), close-on-exec.
+pub(super) fn above_stdio(fd: &OwnedFd) -> Result<OwnedFd, Errno> {
+    rustix::io::fcntl_dupfd_cloexec(fd, 3).map_err(|e| e.raw_os_error())
 }
 
 /// A run known when the cell is cloned, with every step built.
@@ -117,20 +154,9 @@ fn await_run(plan: &CellPlan<'_>, awaited: &Awaited<'_>, slots: &mut [RawFd; MAX
     let files = plan::run_file_steps(&spec, ids, work_disk.map(IntoRawFd::into_raw_fd));
     spec.files = Vec::new();
     let fds: [RawFd; 3] = [stdin, plan.stdout.as_raw_fd(), plan.stderr.as_raw_fd()];
-    let program = ChildPlan {
-        program_steps: plan::program_steps(
-            &spec,
-            ids,
-            awaited.policy.clone(),
-            awaited.have_cgroup,
-            awaited.last_cap,
-            fds,
-        ),
-        error_fd,
-        status_fd: plan.status.as_raw_fd(),
-        reaper_closes: vec![fds[0], fds[1], fds[2], awaited.control.as_raw_fd()],
-        own_memory: ids.is_some(),
-    };
+    let mut program = awaited.program_plan(&spec, ids, fds, error_fd);
+    program.status_fd = plan.status.as_raw_fd();
+    program.reaper_closes = vec![fds[0], fds[1], fds[2], awaited.control.as_raw_fd()];
     drop(spec);
     let mut stack = vec![0u8; child::PROGRAM_STACK];
     let run = ReadyRun {

@@ -106,6 +106,8 @@ pub struct ExecRequest {
 pub struct CellUsageView {
     pub cpu_time_ms: u64,
     pub memory_peak_bytes: Option<u64>,
+    /// Bytes in the cell's writable layers (work dir, /tmp, /dev/shm).
+    pub disk_bytes: u64,
 }
 
 /// Where a cell is in its life.

@@ -361,6 +361,7 @@ impl CellRegistry {
         *lock(&entry.usage) = CellUsageView {
             cpu_time_ms: usage.cpu_time_ms,
             memory_peak_bytes: usage.memory_peak_bytes,
+            disk_bytes: usage.disk_bytes,
         };
         let ended = cell.ended().map(str::to_string);
         *lock(&entry.running) = None;

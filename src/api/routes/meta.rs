@@ -49,7 +49,12 @@ pub async fn metrics(
     if !state.config.metrics_public {
         authorize(&state, &headers)?;
     }
-    let text = state.metrics.render(state.queue.len());
+    let mut text = state.metrics.render(state.queue.len());
+    text.push_str(&format!(
+        "# HELP sandcell_long_lived_cells Long-lived cells alive now (/v1/cells).\n\
+         # TYPE sandcell_long_lived_cells gauge\nsandcell_long_lived_cells {}\n",
+        state.cells.count()
+    ));
     Ok((
         StatusCode::OK,
         [(

@@ -61,6 +61,7 @@ pub fn router(state: AppState) -> Router {
     Router::new()
         .merge(v1_routes())
         .merge(crate::api::cells::routes::routes(max_transfer))
+        .merge(super::compat::routes(&state.config))
         .merge(super::playground::routes(&state.config))
         .route("/healthz", get(meta::healthz))
         .route("/readyz", get(meta::readyz))
