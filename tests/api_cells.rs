@@ -11,10 +11,7 @@ mod grade_support;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use api_support::{
-    cell_cgroups_of, create_app, mount_count, processes_with, read_events, request, sandcell,
-    Daemon,
-};
+use api_support::{cell_cgroups_of, create_app, read_events, request, sandcell, Daemon};
 use serde_json::{json, Value};
 
 struct Env {
@@ -277,7 +274,7 @@ fn idle_cells_end_and_the_live_cell_quota_is_429() {
 #[test]
 fn kill_9_of_the_daemon_leaves_no_cell_behind() {
     let Some(e) = env() else { return };
-    let mounts_before = mount_count();
+    let mounts_before = common::mount_count();
     let (d, key) = start(&e, None);
     let first_pid = d.pid();
     let marker = format!("{}.{}", 700 + std::process::id() % 97, std::process::id());
@@ -294,10 +291,10 @@ fn kill_9_of_the_daemon_leaves_no_cell_behind() {
             id
         })
         .collect();
-    assert_eq!(processes_with(&marker).len(), 2);
+    assert_eq!(common::host_processes_with(&marker).len(), 2);
     d.kill9();
     let deadline = Instant::now() + Duration::from_secs(10);
-    while !processes_with(&marker).is_empty() {
+    while !common::host_processes_with(&marker).is_empty() {
         assert!(
             Instant::now() < deadline,
             "cell processes outlived the daemon"
@@ -314,7 +311,7 @@ fn kill_9_of_the_daemon_leaves_no_cell_behind() {
     drop(d);
     let left = cell_cgroups_of(&[first_pid, second_pid]);
     assert!(left.is_empty(), "leftover cell cgroups: {left:?}");
-    assert_eq!(mount_count(), mounts_before, "leftover mounts");
+    assert_eq!(common::mount_count(), mounts_before, "leftover mounts");
 }
 
 fn cli(state_dir: &Path, args: &[&str]) -> std::process::Output {

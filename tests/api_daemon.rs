@@ -7,7 +7,7 @@ mod common;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use api_support::{cell_cgroups_of, create_app, mount_count, processes_with, read_events, Daemon};
+use api_support::{cell_cgroups_of, create_app, read_events, Daemon};
 use serde_json::{json, Value};
 
 fn sh(script: &str) -> serde_json::Value {
@@ -313,7 +313,7 @@ fn bad_input_over_the_wire_writes_nothing_outside_the_cell() {
 fn kill_9_with_runs_in_flight_loses_none() {
     let Some(e) = env() else { return };
     let key = create_app(e.dir.path(), "judge", 100);
-    let mounts_before = mount_count();
+    let mounts_before = common::mount_count();
     let marker = format!("sandcell-crash-marker-{}", std::process::id());
     let d = Daemon::start(e.dir.path(), &e.rootfs, &["--workers", "2"]);
     let first_pid = d.pid();
@@ -329,7 +329,9 @@ fn kill_9_with_runs_in_flight_loses_none() {
         let running = d
             .request("GET", "/v1/runs?status=running", Some(&key), None)
             .json();
-        if !running["runs"].as_array().unwrap().is_empty() && !processes_with(&marker).is_empty() {
+        if !running["runs"].as_array().unwrap().is_empty()
+            && !common::host_processes_with(&marker).is_empty()
+        {
             break;
         }
         assert!(Instant::now() < deadline, "no run started");
@@ -338,11 +340,11 @@ fn kill_9_with_runs_in_flight_loses_none() {
     d.kill9();
     // The cells die with their launcher.
     let deadline = Instant::now() + Duration::from_secs(10);
-    while !processes_with(&marker).is_empty() {
+    while !common::host_processes_with(&marker).is_empty() {
         assert!(
             Instant::now() < deadline,
             "cell processes outlived the daemon: {:?}",
-            processes_with(&marker)
+            common::host_processes_with(&marker)
         );
         std::thread::sleep(Duration::from_millis(50));
     }
@@ -378,10 +380,10 @@ fn kill_9_with_runs_in_flight_loses_none() {
     assert!(runs.iter().all(|r| r["status"] == "done"));
     assert!(d.log().contains("recovered runs of the previous process"));
     drop(d);
-    assert!(processes_with(&marker).is_empty());
+    assert!(common::host_processes_with(&marker).is_empty());
     let left = cell_cgroups_of(&[first_pid, second_pid]);
     assert!(left.is_empty(), "leftover cell cgroups: {left:?}");
-    assert_eq!(mount_count(), mounts_before, "leftover mounts");
+    assert_eq!(common::mount_count(), mounts_before, "leftover mounts");
 }
 
 #[test]

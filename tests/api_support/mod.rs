@@ -358,22 +358,6 @@ pub fn wait_for_event(addr: SocketAddr, path: &str, key: &str, wanted: &str, wit
     }
 }
 
-/// Processes whose command line contains `marker`.
-pub fn processes_with(marker: &str) -> Vec<i32> {
-    let mut found = Vec::new();
-    for entry in std::fs::read_dir("/proc").unwrap().flatten() {
-        let Ok(pid) = entry.file_name().to_string_lossy().parse::<i32>() else {
-            continue;
-        };
-        if let Ok(cmdline) = std::fs::read(format!("/proc/{pid}/cmdline")) {
-            if String::from_utf8_lossy(&cmdline).contains(marker) {
-                found.push(pid);
-            }
-        }
-    }
-    found
-}
-
 /// Cell cgroups (named `<creator pid>-<counter>-<hex>`) beneath this process's cgroups
 /// whose creator is one of `pids`.
 pub fn cell_cgroups_of(pids: &[i32]) -> Vec<PathBuf> {
@@ -420,10 +404,4 @@ pub fn cell_cgroups_of(pids: &[i32]) -> Vec<PathBuf> {
         );
     }
     found
-}
-
-pub fn mount_count() -> usize {
-    std::fs::read_to_string("/proc/self/mountinfo")
-        .map(|t| t.lines().count())
-        .unwrap_or(0)
 }

@@ -2,7 +2,7 @@
 //! and running the `sandcell` binary.
 #![allow(dead_code)]
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
 /// True when skips must fail (CI sets SANDCELL_MUST_RUN=1).
@@ -188,4 +188,64 @@ pub fn mount_count() -> usize {
         .unwrap()
         .lines()
         .count()
+}
+
+/// The images `names` are all in the store of `state_dir`.
+pub fn store_has_images(state_dir: &Path, names: &[&str]) -> bool {
+    names.iter().all(|name| {
+        sandcell()
+            .args(["image", "inspect", name])
+            .env("SANDCELL_STATE_DIR", state_dir)
+            .output()
+            .is_ok_and(|o| o.status.success())
+    })
+}
+
+/// Builds the images `names` missing from the store of `state_dir` with the workspace's
+/// rootfs-builder (next to the sandcell binary) and imports them.
+pub fn build_store_images(state_dir: &Path, names: &[&str]) -> Result<(), String> {
+    let bin_dir = Path::new(env!("CARGO_BIN_EXE_sandcell"))
+        .parent()
+        .ok_or("no binary dir")?;
+    let builder = bin_dir.join("rootfs-builder");
+    if !builder.exists() {
+        return Err(format!(
+            "{} is missing (cargo build --workspace builds it)",
+            builder.display()
+        ));
+    }
+    let stem = state_dir
+        .file_name()
+        .map_or_else(|| "store".into(), |n| n.to_string_lossy().into_owned());
+    for name in names {
+        if store_has_images(state_dir, &[name]) {
+            continue;
+        }
+        let layout = state_dir.with_file_name(format!("{stem}-layout-{name}"));
+        let out = Command::new(&builder)
+            .args(["build", name, "--out"])
+            .arg(&layout)
+            .output()
+            .map_err(|e| e.to_string())?;
+        if !out.status.success() {
+            return Err(format!(
+                "rootfs-builder build {name}: {}",
+                String::from_utf8_lossy(&out.stderr)
+            ));
+        }
+        let out = sandcell()
+            .args(["image", "import", "--name", name])
+            .arg(&layout)
+            .env("SANDCELL_STATE_DIR", state_dir)
+            .output()
+            .map_err(|e| e.to_string())?;
+        let _ = std::fs::remove_dir_all(&layout);
+        if !out.status.success() {
+            return Err(format!(
+                "sandcell image import {name}: {}",
+                String::from_utf8_lossy(&out.stderr)
+            ));
+        }
+    }
+    Ok(())
 }

@@ -3,73 +3,13 @@
 //! rootfs-builder, and a real `sandcell serve` with the compat routes switched on.
 #![allow(dead_code)]
 
-use std::path::{Path, PathBuf};
-use std::process::Command;
+use std::path::PathBuf;
 use std::sync::OnceLock;
 
 use crate::api_support::{create_app, Daemon};
 use crate::common;
 
 pub const IMAGES: [&str; 4] = ["busybox", "c", "cpp", "python"];
-
-fn has_images(state_dir: &Path) -> bool {
-    IMAGES.iter().all(|name| {
-        common::sandcell()
-            .args(["image", "inspect", name])
-            .env("SANDCELL_STATE_DIR", state_dir)
-            .output()
-            .is_ok_and(|o| o.status.success())
-    })
-}
-
-fn build_images(state_dir: &Path) -> Result<(), String> {
-    let bin_dir = Path::new(env!("CARGO_BIN_EXE_sandcell"))
-        .parent()
-        .ok_or("no binary dir")?;
-    let builder = bin_dir.join("rootfs-builder");
-    if !builder.exists() {
-        return Err(format!(
-            "{} is missing (cargo build --workspace builds it)",
-            builder.display()
-        ));
-    }
-    for name in IMAGES {
-        if common::sandcell()
-            .args(["image", "inspect", name])
-            .env("SANDCELL_STATE_DIR", state_dir)
-            .output()
-            .is_ok_and(|o| o.status.success())
-        {
-            continue;
-        }
-        let layout = state_dir.with_file_name(format!("compat-layout-{name}"));
-        let out = Command::new(&builder)
-            .args(["build", name, "--out"])
-            .arg(&layout)
-            .output()
-            .map_err(|e| e.to_string())?;
-        if !out.status.success() {
-            return Err(format!(
-                "rootfs-builder build {name}: {}",
-                String::from_utf8_lossy(&out.stderr)
-            ));
-        }
-        let out = common::sandcell()
-            .args(["image", "import", "--name", name])
-            .arg(&layout)
-            .env("SANDCELL_STATE_DIR", state_dir)
-            .output()
-            .map_err(|e| e.to_string())?;
-        let _ = std::fs::remove_dir_all(&layout);
-        if !out.status.success() {
-            return Err(format!(
-                "sandcell image import {name}: {}",
-                String::from_utf8_lossy(&out.stderr)
-            ));
-        }
-    }
-    Ok(())
-}
 
 /// A state dir holding the four images: $SANDCELL_STATE_DIR or /var/lib/sandcell if they
 /// hold them, else one under the target dir built once. None after a loud skip.
@@ -84,12 +24,12 @@ pub fn images() -> Option<PathBuf> {
             .into_iter()
             .chain([PathBuf::from("/var/lib/sandcell")]);
         for dir in candidates {
-            if has_images(&dir) {
+            if common::store_has_images(&dir, &IMAGES) {
                 return Ok(dir);
             }
         }
         let own = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("compat-state");
-        build_images(&own).map(|()| own)
+        common::build_store_images(&own, &IMAGES).map(|()| own)
     });
     match found {
         Ok(dir) => Some(dir.clone()),

@@ -59,59 +59,6 @@ pub fn verdicts(report: &serde_json::Value) -> Vec<String> {
         .unwrap_or_default()
 }
 
-fn has_images(state_dir: &Path, names: &[&str]) -> bool {
-    names.iter().all(|name| {
-        common::sandcell()
-            .args(["image", "inspect", name])
-            .env("SANDCELL_STATE_DIR", state_dir)
-            .output()
-            .is_ok_and(|o| o.status.success())
-    })
-}
-
-/// Builds the images with the workspace's rootfs-builder (next to the sandcell binary) and
-/// imports them into `state_dir`.
-fn build_images(state_dir: &Path, names: &[&str]) -> Result<(), String> {
-    let bin_dir = Path::new(env!("CARGO_BIN_EXE_sandcell"))
-        .parent()
-        .ok_or("no binary dir")?;
-    let builder = bin_dir.join("rootfs-builder");
-    if !builder.exists() {
-        return Err(format!(
-            "{} is missing (cargo build --workspace builds it)",
-            builder.display()
-        ));
-    }
-    for name in names {
-        let layout = state_dir.with_file_name(format!("grade-layout-{name}"));
-        let out = Command::new(&builder)
-            .args(["build", name, "--out"])
-            .arg(&layout)
-            .output()
-            .map_err(|e| e.to_string())?;
-        if !out.status.success() {
-            return Err(format!(
-                "rootfs-builder build {name}: {}",
-                String::from_utf8_lossy(&out.stderr)
-            ));
-        }
-        let out = common::sandcell()
-            .args(["image", "import", "--name", name])
-            .arg(&layout)
-            .env("SANDCELL_STATE_DIR", state_dir)
-            .output()
-            .map_err(|e| e.to_string())?;
-        let _ = std::fs::remove_dir_all(&layout);
-        if !out.status.success() {
-            return Err(format!(
-                "sandcell image import {name}: {}",
-                String::from_utf8_lossy(&out.stderr)
-            ));
-        }
-    }
-    Ok(())
-}
-
 /// A state dir whose store has the `cpp` and `python` images: $SANDCELL_STATE_DIR or
 /// /var/lib/sandcell if they hold them, else a store under the target dir, built once with
 /// the workspace's rootfs-builder. None (a loud skip) when that is impossible.
@@ -127,15 +74,15 @@ pub fn images() -> Option<PathBuf> {
             .into_iter()
             .chain([PathBuf::from("/var/lib/sandcell")]);
         for dir in candidates {
-            if has_images(&dir, &names) {
+            if common::store_has_images(&dir, &names) {
                 return Ok(dir);
             }
         }
         let own = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("grade-state");
-        if has_images(&own, &names) {
+        if common::store_has_images(&own, &names) {
             return Ok(own);
         }
-        build_images(&own, &names).map(|()| own)
+        common::build_store_images(&own, &names).map(|()| own)
     });
     match found {
         Ok(dir) => Some(dir.clone()),
