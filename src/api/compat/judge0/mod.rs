@@ -234,16 +234,7 @@ async fn batch_create(
         Some(_) => return Err(Judge0Error::bad_request("submissions must be an array")),
         None => Vec::new(),
     };
-    if items.len() > MAX_BATCH {
-        return Err(Judge0Error::bad_request(format!(
-            "number of submissions in a batch should be less than or equal to {MAX_BATCH}"
-        )));
-    }
-    if items.is_empty() {
-        return Err(Judge0Error::bad_request(
-            "there should be at least one submission in a batch",
-        ));
-    }
+    check_batch_size(items.len())?;
     let mut answer = Vec::with_capacity(items.len());
     let mut any = false;
     for item in items {
@@ -261,6 +252,21 @@ async fn batch_create(
         StatusCode::UNPROCESSABLE_ENTITY
     };
     Ok((status, Json(Value::Array(answer))).into_response())
+}
+
+/// A batch holds 1 to [`MAX_BATCH`] submissions (Judge0's messages).
+fn check_batch_size(n: usize) -> Result<(), Judge0Error> {
+    if n > MAX_BATCH {
+        return Err(Judge0Error::bad_request(format!(
+            "number of submissions in a batch should be less than or equal to {MAX_BATCH}"
+        )));
+    }
+    if n == 0 {
+        return Err(Judge0Error::bad_request(
+            "there should be at least one submission in a batch",
+        ));
+    }
+    Ok(())
 }
 
 async fn batch_show(
@@ -285,16 +291,7 @@ async fn batch_show(
         .map(str::trim)
         .filter(|t| !t.is_empty())
         .collect();
-    if tokens.len() > MAX_BATCH {
-        return Err(Judge0Error::bad_request(format!(
-            "number of submissions in a batch should be less than or equal to {MAX_BATCH}"
-        )));
-    }
-    if tokens.is_empty() {
-        return Err(Judge0Error::bad_request(
-            "there should be at least one submission in a batch",
-        ));
-    }
+    check_batch_size(tokens.len())?;
     let mut out = Vec::with_capacity(tokens.len());
     for t in tokens {
         out.push(load(&state, &app, t, &p.fields, p.base64_encoded)?.unwrap_or(Value::Null));
