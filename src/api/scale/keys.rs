@@ -1,0 +1,39 @@
+//! Every Redis key sandcell uses (prefix `sandcell:`), so nodes agree on them.
+
+/// The stream of accepted runs; one entry per run (`id`).
+pub const RUNS_STREAM: &str = "sandcell:runs";
+/// The one consumer group of all worker nodes.
+pub const GROUP: &str = "workers";
+
+/// A run's record (hash).
+pub fn run(id: &str) -> String {
+    format!("sandcell:run:{id}")
+}
+
+/// A run's events (stream): status changes, output chunks, the result. Late readers replay it.
+pub fn events(id: &str) -> String {
+    format!("sandcell:events:{id}")
+}
+
+/// An app (hash: key_hash, max_concurrent, maxima).
+pub fn app(name: &str) -> String {
+    format!("sandcell:app:{name}")
+}
+
+/// Key hash → app name.
+pub fn app_key(key_hash: &str) -> String {
+    format!("sandcell:appkey:{key_hash}")
+}
+
+/// The set of app names.
+pub const APPS: &str = "sandcell:apps";
+
+/// A worker node's heartbeat (hash with a TTL).
+pub fn node(name: &str) -> String {
+    format!("sandcell:node:{name}")
+}
+
+/// An app's runs (sorted set by creation time), for `GET /v1/runs`.
+pub fn app_runs(app: &str) -> String {
+    format!("sandcell:appruns:{app}")
+}
