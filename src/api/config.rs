@@ -164,6 +164,8 @@ pub struct ServeConfig {
     /// `redis://HOST:PORT/DB`: this daemon is an API node; `/v1/runs` are recorded and queued
     /// in Redis and run by `sandcell worker` nodes (docs/scale-out.md). None: embedded.
     pub queue: Option<String>,
+    /// Apps that may read `GET /v1/nodes` (API nodes); the local socket always may.
+    pub admin_apps: Vec<String>,
 }
 
 /// The number of CPUs this process may use (the default number of workers).
@@ -210,6 +212,7 @@ impl Default for ServeConfig {
             playground: false,
             playground_app: None,
             queue: None,
+            admin_apps: Vec::new(),
         }
     }
 }

@@ -14,6 +14,7 @@ use super::super::store::{App, RunRow};
 use super::error::QueueError;
 use super::events::{self, RunEventEntry};
 use super::keys;
+use super::nodes::{NodeCache, NodeInfo};
 use super::record::{self, RunRecord};
 
 /// How long one short command may take.
@@ -27,6 +28,7 @@ pub struct RedisQueue {
     conn: ConnectionManager,
     /// Seconds a finished run (and every run record) is kept: `[prune] max_age_secs`.
     pub ttl_secs: u64,
+    nodes: NodeCache,
 }
 
 impl std::fmt::Debug for RedisQueue {
@@ -80,6 +82,7 @@ impl RedisQueue {
             client,
             conn,
             ttl_secs,
+            nodes: NodeCache::default(),
         };
         queue.ensure_group().await?;
         Ok(queue)
@@ -286,17 +289,64 @@ impl RedisQueue {
         Ok(EventReader { conn })
     }
 
-    /// Entries on the runs stream not yet acknowledged by a worker, and not yet delivered.
-    pub async fn depth(&self) -> Result<u64, QueueError> {
+    /// Runs on the stream no worker took yet (the group's lag), and taken but not yet
+    /// acknowledged (its pending entries).
+    pub async fn depth(&self) -> Result<(u64, u64), QueueError> {
         let mut conn = self.conn();
-        let len: u64 = timed(
-            redis::cmd("XLEN")
+        let info: redis::streams::StreamInfoGroupsReply = timed(
+            redis::cmd("XINFO")
+                .arg("GROUPS")
                 .arg(keys::RUNS_STREAM)
                 .query_async(&mut conn),
             COMMAND_TIMEOUT,
         )
         .await?;
-        Ok(len)
+        Ok(info
+            .groups
+            .iter()
+            .find(|g| g.name == keys::GROUP)
+            .map_or((0, 0), |g| (g.lag.unwrap_or(0) as u64, g.pending as u64)))
+    }
+
+    /// Live worker nodes (heartbeats), read at most once a second.
+    pub async fn nodes(&self) -> Result<Vec<NodeInfo>, QueueError> {
+        self.nodes.get(|| self.read_nodes()).await
+    }
+
+    async fn read_nodes(&self) -> Result<Vec<NodeInfo>, QueueError> {
+        let mut conn = self.conn();
+        let mut names: Vec<String> = timed(
+            redis::cmd("SMEMBERS")
+                .arg(keys::NODES)
+                .query_async(&mut conn),
+            COMMAND_TIMEOUT,
+        )
+        .await?;
+        names.sort();
+        let mut pipe = redis::pipe();
+        for name in &names {
+            pipe.cmd("HGETALL").arg(keys::node(name));
+        }
+        let maps: Vec<HashMap<String, String>> =
+            timed(pipe.query_async(&mut conn), COMMAND_TIMEOUT).await?;
+        let mut live = Vec::new();
+        for (name, map) in names.iter().zip(maps) {
+            match NodeInfo::parse(name, &map) {
+                Some(n) => live.push(n),
+                None => {
+                    // Its heartbeat expired: gone (it adds itself again if it comes back).
+                    let _: Result<(), _> = timed(
+                        redis::cmd("SREM")
+                            .arg(keys::NODES)
+                            .arg(name)
+                            .query_async::<()>(&mut conn),
+                        COMMAND_TIMEOUT,
+                    )
+                    .await;
+                }
+            }
+        }
+        Ok(live)
     }
 }
 

@@ -74,6 +74,28 @@ pub fn finish_pipe(
 ) -> redis::Pipeline {
     let mut pipe = redis::pipe();
     pipe.atomic();
+    finish_cmds(
+        &mut pipe,
+        id,
+        verdict,
+        stored_json,
+        finished_json,
+        at,
+        ttl_secs,
+    );
+    pipe
+}
+
+/// The commands of [`finish_pipe`], added to `pipe` (e.g. inside a WATCH transaction).
+pub fn finish_cmds(
+    pipe: &mut redis::Pipeline,
+    id: &str,
+    verdict: &str,
+    stored_json: &str,
+    finished_json: &str,
+    at: i64,
+    ttl_secs: u64,
+) {
     pipe.hset_multiple(
         keys::run(id),
         &[
@@ -84,9 +106,8 @@ pub fn finish_pipe(
         ],
     )
     .ignore();
-    add(&mut pipe, id, "status", b"done");
-    add(&mut pipe, id, "result", finished_json.as_bytes());
+    add(pipe, id, "status", b"done");
+    add(pipe, id, "result", finished_json.as_bytes());
     pipe.expire(keys::run(id), ttl_secs as i64).ignore();
     pipe.expire(keys::events(id), ttl_secs as i64).ignore();
-    pipe
 }

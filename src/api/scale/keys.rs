@@ -37,3 +37,6 @@ pub fn node(name: &str) -> String {
 pub fn app_runs(app: &str) -> String {
     format!("sandcell:appruns:{app}")
 }
+
+/// The set of worker node names that sent a heartbeat (dead ones are pruned by readers).
+pub const NODES: &str = "sandcell:nodes";

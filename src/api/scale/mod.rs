@@ -16,7 +16,10 @@ pub mod client;
 pub mod error;
 pub mod events;
 pub mod keys;
+pub mod metrics;
 pub mod node;
+pub mod nodes;
+pub mod reclaim;
 pub mod record;
 pub mod routes;
 

@@ -24,9 +24,9 @@ use super::super::store::now_ms;
 use super::super::worker::run_source_job;
 use super::client::{ensure_group_cmd, is_busygroup, BLOCK, COMMAND_TIMEOUT};
 use super::error::QueueError;
-use super::events::{add, finish_pipe};
+use super::events::{add, finish_cmds};
 use super::record::{self, RunRecord};
-use super::{apps, keys};
+use super::{apps, keys, reclaim};
 use crate::result::{RunResult, RunResultWire};
 use crate::sandbox::{CancelToken, Launcher, LauncherConfig, RunEvent, SandboxError};
 
@@ -47,6 +47,42 @@ pub enum NodeError {
     Io(#[from] std::io::Error),
     #[error("signals: {0}")]
     Signals(#[from] nix::Error),
+}
+
+/// Writes a run's result unless it is done already (ended XX "worker lost" by a node that
+/// thought this one gone): WATCH, check, MULTI.
+fn write_unless_done(
+    conn: &mut Connection,
+    id: &str,
+    verdict: &str,
+    stored_json: &str,
+    finished_json: &str,
+    at: i64,
+    ttl_secs: u64,
+) -> redis::RedisResult<()> {
+    let key = keys::run(id);
+    redis::transaction(conn, &[&key], |con, pipe| {
+        let status: Option<String> = redis::cmd("HGET")
+            .arg(&key)
+            .arg(record::STATUS)
+            .query(con)?;
+        if status.as_deref() == Some("done") {
+            tracing::warn!(run = %id, "run was ended by another node meanwhile; result dropped");
+            return Ok(Some(()));
+        }
+        finish_cmds(pipe, id, verdict, stored_json, finished_json, at, ttl_secs);
+        pipe.cmd("PING");
+        let done: Option<(String,)> = pipe.query(con)?;
+        Ok(done.map(|_| ()))
+    })
+}
+
+/// Creates the stream and group unless they exist.
+fn ensure_group(conn: &mut Connection) -> Result<(), QueueError> {
+    match ensure_group_cmd().query::<()>(conn) {
+        Err(e) if !is_busygroup(&e) => Err(e.into()),
+        _ => Ok(()),
+    }
 }
 
 /// A worker node's settings.
@@ -97,6 +133,7 @@ pub fn run(config: NodeConfig) -> Result<(), NodeError> {
         running: Mutex::default(),
         config,
     });
+    node.recover_own();
     let mut handles = Vec::new();
     for i in 0..node.config.serve.workers {
         let node = node.clone();
@@ -134,6 +171,34 @@ pub fn run(config: NodeConfig) -> Result<(), NodeError> {
 }
 
 impl Node {
+    /// Entries a previous process of this node took and never acknowledged (it died):
+    /// started runs end XX "worker lost", the others are queued again. Retried until Redis
+    /// answers (or the node is stopped).
+    fn recover_own(&self) {
+        let mut backoff = Duration::from_millis(100);
+        while !self.stopping() {
+            let ttl = self.config.serve.prune.max_age_secs;
+            let done = self.connect().and_then(|mut c| {
+                ensure_group(&mut c)?;
+                Ok(reclaim::own_entries(&mut c, &self.config.name, ttl)?)
+            });
+            match done {
+                Ok(0) => return,
+                Ok(n) => {
+                    tracing::warn!(
+                        entries = n,
+                        "recovered the runs of this node's previous process"
+                    );
+                    return;
+                }
+                Err(e) => {
+                    tracing::warn!(error = %e, "cannot recover this node's earlier entries yet");
+                    self.back_off(&mut backoff);
+                }
+            }
+        }
+    }
+
     fn stopping(&self) -> bool {
         self.stop.load(Ordering::Acquire)
     }
@@ -329,17 +394,22 @@ impl Node {
         };
         let stored_json = serde_json::to_string(&stored).unwrap_or_default();
         let finished_json = serde_json::to_string(&finished).unwrap_or_default();
-        let pipe = finish_pipe(
-            id,
-            result.verdict.as_str(),
-            &stored_json,
-            &finished_json,
-            now_ms(),
-            self.config.serve.prune.max_age_secs,
-        );
+        let at = now_ms();
+        let ttl = self.config.serve.prune.max_age_secs;
+        let write = |con: &mut Connection| {
+            write_unless_done(
+                con,
+                id,
+                result.verdict.as_str(),
+                &stored_json,
+                &finished_json,
+                at,
+                ttl,
+            )
+        };
         tracing::info!(run = %id, verdict = %result.verdict, wall_ms = result.wall_time_ms, "run finished");
         let mut backoff = Duration::from_millis(100);
-        let mut last = match pipe.query::<()>(conn) {
+        let mut last = match write(conn) {
             Ok(()) => return Ok(()),
             Err(e) => e,
         };
@@ -348,7 +418,7 @@ impl Node {
             std::thread::sleep(backoff);
             backoff = (backoff * 2).min(MAX_BACKOFF);
             match self.connect() {
-                Ok(mut fresh) => match pipe.query::<()>(&mut fresh) {
+                Ok(mut fresh) => match write(&mut fresh) {
                     Ok(()) => {
                         *conn = fresh;
                         return Ok(());
@@ -366,6 +436,7 @@ impl Node {
     fn side_loop(&self) {
         let mut conn: Option<Connection> = None;
         let mut last_beat = std::time::Instant::now() - HEARTBEAT_EVERY;
+        let mut last_reclaim = std::time::Instant::now();
         while !self.stopping() {
             std::thread::sleep(CANCEL_POLL);
             if conn.is_none() {
@@ -378,7 +449,20 @@ impl Node {
             } else {
                 Ok(())
             };
-            if beat.and_then(|()| self.poll_cancels(c)).is_err() {
+            let mut ok = beat.and_then(|()| self.poll_cancels(c)).is_ok();
+            if ok && last_reclaim.elapsed() >= HEARTBEAT_EVERY {
+                last_reclaim = std::time::Instant::now();
+                let stuck =
+                    reclaim::stuck_after(self.config.serve.max_limits.max_wall_time, HEARTBEAT_TTL);
+                let ttl = self.config.serve.prune.max_age_secs;
+                if let Err(e) =
+                    reclaim::lost_entries(c, &self.config.name, HEARTBEAT_TTL, stuck, ttl)
+                {
+                    tracing::warn!(error = %e, "reclaiming lost entries failed");
+                    ok = false;
+                }
+            }
+            if !ok {
                 conn = None;
             }
         }
@@ -386,8 +470,7 @@ impl Node {
 
     fn heartbeat(&self, conn: &mut Connection) -> Result<(), redis::RedisError> {
         let serve = &self.config.serve;
-        let mut images: Vec<String> = self.catalog.images().map(|i| i.name.clone()).collect();
-        images.sort();
+        let images = self.images().join(",");
         let busy = self.busy.load(Ordering::Acquire);
         redis::pipe()
             .atomic()
@@ -397,7 +480,7 @@ impl Node {
                     ("name", self.config.name.clone()),
                     ("workers", serve.workers.to_string()),
                     ("free", serve.workers.saturating_sub(busy).to_string()),
-                    ("images", images.join(",")),
+                    ("images", images),
                     ("seen_at", now_ms().to_string()),
                 ],
             )
@@ -407,7 +490,24 @@ impl Node {
                 HEARTBEAT_TTL.as_secs() as i64,
             )
             .ignore()
+            .sadd(keys::NODES, &self.config.name)
+            .ignore()
             .query(conn)
+    }
+
+    /// The image names this node can run: configured ones, and the store's as `name:tag`
+    /// (what the API node's check of a request yields) and ids.
+    fn images(&self) -> Vec<String> {
+        let mut names: Vec<String> = self.catalog.images().map(|i| i.name.clone()).collect();
+        if let Some(store) = self.catalog.store() {
+            for info in store.list().unwrap_or_default() {
+                names.push(format!("{}:{}", info.name, info.tag));
+                names.push(info.id);
+            }
+        }
+        names.sort();
+        names.dedup();
+        names
     }
 
     fn poll_cancels(&self, conn: &mut Connection) -> Result<(), redis::RedisError> {

@@ -29,6 +29,7 @@ use super::super::state::AppState;
 use super::super::store::{now_ms, App, RunRow};
 use super::client::RedisQueue;
 use super::events::{finish_pipe, RunEventEntry};
+use super::nodes::someone_has;
 use super::record::RunRecord;
 use super::RunBackend;
 use crate::result::{RunResult, RunResultWire};
@@ -39,6 +40,27 @@ pub fn routes() -> Router<AppState> {
         .route("/v1/runs", get(list_runs).post(create_run))
         .route("/v1/runs/{id}", get(get_run).delete(delete_run))
         .route("/v1/runs/{id}/events", get(run_events))
+        .route("/v1/nodes", get(list_nodes))
+}
+
+/// Live worker nodes (admin: the local socket, or an app named in `admin_apps`).
+async fn list_nodes(
+    State(state): State<AppState>,
+    Caller(app): Caller,
+) -> Result<Json<serde_json::Value>, ApiError> {
+    let admin = !state.config.auth
+        || Arc::ptr_eq(&app, &state.local)
+        || state.config.admin_apps.iter().any(|a| *a == app.name);
+    if !admin {
+        return Err(ApiError::forbidden("GET /v1/nodes is for admin apps"));
+    }
+    let q = queue(&state)?;
+    let nodes = q.nodes().await.map_err(unavailable(&state))?;
+    let (waiting, taken) = q.depth().await.map_err(unavailable(&state))?;
+    Ok(Json(serde_json::json!({
+        "nodes": nodes,
+        "queue": { "waiting": waiting, "running": taken },
+    })))
 }
 
 fn queue(state: &AppState) -> Result<Arc<RedisQueue>, ApiError> {
@@ -74,17 +96,17 @@ async fn create_run(
 ) -> Result<Response, ApiError> {
     let q = queue(&state)?;
     let body = body.map_err(body_rejection)?;
-    let (wait, stored) = {
+    let (wait, stored, image) = {
         let state = state.clone();
         let app = app.clone();
         offload::blocking(move || {
             let Object(request) =
                 serde_json::from_slice::<Object<RunRequest>>(&body).map_err(|e| json_error(&e))?;
             // Checked here as a worker will (same configuration): mistakes are 4xx at once.
-            drop(prepare(&request, &state.config, &state.catalog, &app)?);
+            let image = prepare(&request, &state.config, &state.catalog, &app)?.image;
             let stored = serde_json::to_string(&request)
                 .map_err(|e| ApiError::internal(format!("encode request: {e}")))?;
-            Ok((request.wait, stored))
+            Ok((request.wait, stored, image))
         })
         .await?
     };
@@ -93,6 +115,13 @@ async fn create_run(
             "shutting_down",
             "the daemon is shutting down",
             state.config.retry_after_secs,
+        ));
+    }
+    let nodes = q.nodes().await.map_err(unavailable(&state))?;
+    if !someone_has(&nodes, &image) {
+        return Err(ApiError::unprocessable(
+            "no_worker_for_image",
+            format!("no live worker node has the image {image:?}"),
         ));
     }
     let id = new_run_id();
