@@ -454,3 +454,76 @@ fn redis_restarted_mid_load_gives_503_then_recovers_without_restarting_sandcell(
     }
     drop(w);
 }
+
+#[test]
+fn quota_and_idempotency_keys_span_api_nodes() {
+    let Some(e) = setup() else { return };
+    let key = create_app(&e.redis.url(), "small", 2);
+    let w = e.worker("wa", 2);
+    e.wait_nodes(1);
+    let api1 = e.api("one", &[]);
+    let api2 = e.api("two", &[]);
+    let sleep = json!({"image": "busybox", "cmd": ["sleep", "30"]}).to_string();
+    let post = |api: &Daemon, idem: &str, body: &str| {
+        api_support::request_with(
+            api.addr,
+            "POST",
+            "/v1/runs",
+            Some(&key),
+            &[("Idempotency-Key", idem)],
+            Some(body.as_bytes()),
+        )
+    };
+    let first = post(&api1, "k1", &sleep);
+    assert_eq!(first.status, 202, "{}", first.text());
+    // The same key on the other node: the same run, no quota used.
+    let again = post(&api2, "k1", &sleep);
+    assert_eq!(again.status, 202, "{}", again.text());
+    assert_eq!(id_of(&again), id_of(&first));
+    let other = post(
+        &api2,
+        "k1",
+        &json!({"image": "busybox", "cmd": ["true"]}).to_string(),
+    );
+    assert_eq!(other.status, 422, "{}", other.text());
+    assert_eq!(other.error_code(), "idempotency_key_reused");
+    let second = post(&api2, "k2", &sleep);
+    assert_eq!(second.status, 202, "{}", second.text());
+    // Two active runs over both nodes: the quota is used up on either.
+    let third = post(&api1, "k3", &sleep);
+    assert_eq!(third.status, 429, "{}", third.text());
+    assert!(third.header("retry-after").is_some());
+    // Cancelling one (on the other node) gives its unit back.
+    let d = api2.request(
+        "DELETE",
+        &format!("/v1/runs/{}", id_of(&first)),
+        Some(&key),
+        None,
+    );
+    assert_eq!(d.status, 200, "{}", d.text());
+    assert_eq!(d.json()["verdict"], "CANCELLED");
+    let fourth = post(
+        &api1,
+        "k4",
+        &json!({"image": "busybox", "cmd": ["true"], "wait": true}).to_string(),
+    );
+    assert_eq!(fourth.status, 200, "{}", fourth.text());
+    assert_eq!(fourth.json()["verdict"], "OK");
+    let d = api1.request(
+        "DELETE",
+        &format!("/v1/runs/{}", id_of(&second)),
+        Some(&key),
+        None,
+    );
+    assert_eq!(d.json()["verdict"], "CANCELLED");
+    // Another app's runs are not this one's.
+    let other_key = create_app(&e.redis.url(), "other", 2);
+    let r = api1.request(
+        "GET",
+        &format!("/v1/runs/{}", id_of(&second)),
+        Some(&other_key),
+        None,
+    );
+    assert_eq!(r.status, 403);
+    drop(w);
+}

@@ -19,6 +19,8 @@ use super::record::{self, RunRecord};
 
 /// How long one short command may take.
 pub const COMMAND_TIMEOUT: Duration = Duration::from_secs(2);
+/// How long an `Idempotency-Key` names its first run (as in the embedded mode).
+pub const IDEMPOTENCY_TTL: Duration = Duration::from_secs(24 * 3600);
 /// How long one blocking read of a run's events waits before asking again.
 pub const BLOCK: Duration = Duration::from_secs(1);
 
@@ -140,6 +142,84 @@ impl RedisQueue {
             .ignore();
         let mut conn = self.conn();
         timed(pipe.query_async::<()>(&mut conn), COMMAND_TIMEOUT).await
+    }
+
+    /// A unit of `app`'s quota (runs queued or running on all nodes), or false when it has
+    /// `max` already. Given back by the run's end ([`super::events::Ending`]) or [`Self::release`].
+    pub async fn acquire(&self, app: &str, max: u32) -> Result<bool, QueueError> {
+        let mut conn = self.conn();
+        let n: i64 = timed(
+            redis::cmd("INCR")
+                .arg(keys::active(app))
+                .query_async(&mut conn),
+            COMMAND_TIMEOUT,
+        )
+        .await?;
+        if n > i64::from(max) {
+            self.release(app).await?;
+            return Ok(false);
+        }
+        Ok(true)
+    }
+
+    /// Gives a unit of `app`'s quota back (a run that was not queued after all).
+    pub async fn release(&self, app: &str) -> Result<(), QueueError> {
+        let mut conn = self.conn();
+        timed(
+            redis::cmd("DECR")
+                .arg(keys::active(app))
+                .query_async::<()>(&mut conn),
+            COMMAND_TIMEOUT,
+        )
+        .await
+    }
+
+    /// Binds an `Idempotency-Key` of `app` to run `id` for 24 h, or returns what it was bound
+    /// to before: (body hash, run id).
+    pub async fn claim_key(
+        &self,
+        app: &str,
+        key: &str,
+        body_hash: &str,
+        id: &str,
+    ) -> Result<Option<(String, String)>, QueueError> {
+        let mut conn = self.conn();
+        let name = keys::idempotency(app, key);
+        let set: Option<String> = timed(
+            redis::cmd("SET")
+                .arg(&name)
+                .arg(format!("{body_hash} {id}"))
+                .arg("NX")
+                .arg("EX")
+                .arg(IDEMPOTENCY_TTL.as_secs())
+                .query_async(&mut conn),
+            COMMAND_TIMEOUT,
+        )
+        .await?;
+        if set.is_some() {
+            return Ok(None);
+        }
+        let found: Option<String> = timed(
+            redis::cmd("GET").arg(&name).query_async(&mut conn),
+            COMMAND_TIMEOUT,
+        )
+        .await?;
+        Ok(found.and_then(|v| {
+            v.split_once(' ')
+                .map(|(h, id)| (h.to_string(), id.to_string()))
+        }))
+    }
+
+    /// Unbinds a key whose request failed after [`Self::claim_key`].
+    pub async fn release_key(&self, app: &str, key: &str) -> Result<(), QueueError> {
+        let mut conn = self.conn();
+        timed(
+            redis::cmd("DEL")
+                .arg(keys::idempotency(app, key))
+                .query_async::<()>(&mut conn),
+            COMMAND_TIMEOUT,
+        )
+        .await
     }
 
     /// A run's record.

@@ -7,6 +7,9 @@ use redis::Value;
 
 use super::keys;
 use super::record;
+use crate::api::dto::{RunFinished, RunStatus, StoredResult};
+use crate::api::store::now_ms;
+use crate::result::{RunResult, RunResultWire};
 
 pub const KIND: &str = "t";
 pub const DATA: &str = "d";
@@ -62,52 +65,74 @@ pub fn add(pipe: &mut redis::Pipeline, id: &str, kind: &str, data: &[u8]) {
         .ignore();
 }
 
-/// The commands that end a run, atomically: its record says done with this result, its
-/// events stream gets the result, both expire after `ttl_secs`.
-pub fn finish_pipe(
-    id: &str,
-    verdict: &str,
-    stored_json: &str,
-    finished_json: &str,
+/// How a run ends: the commands that record it, atomically — its record says done with this
+/// result, its events stream gets the result, both expire after the TTL, and its app's count
+/// of active runs (the quota) goes down.
+#[derive(Debug, Clone)]
+pub struct Ending {
+    pub id: String,
+    pub app: String,
+    pub verdict: &'static str,
+    stored: String,
+    finished: String,
     at: i64,
     ttl_secs: u64,
-) -> redis::Pipeline {
-    let mut pipe = redis::pipe();
-    pipe.atomic();
-    finish_cmds(
-        &mut pipe,
-        id,
-        verdict,
-        stored_json,
-        finished_json,
-        at,
-        ttl_secs,
-    );
-    pipe
 }
 
-/// The commands of [`finish_pipe`], added to `pipe` (e.g. inside a WATCH transaction).
-pub fn finish_cmds(
-    pipe: &mut redis::Pipeline,
-    id: &str,
-    verdict: &str,
-    stored_json: &str,
-    finished_json: &str,
-    at: i64,
-    ttl_secs: u64,
-) {
-    pipe.hset_multiple(
-        keys::run(id),
-        &[
-            (record::STATUS, "done".to_string()),
-            (record::VERDICT, verdict.to_string()),
-            (record::RESULT, stored_json.to_string()),
-            (record::FINISHED_AT, at.to_string()),
-        ],
-    )
-    .ignore();
-    add(pipe, id, "status", b"done");
-    add(pipe, id, "result", finished_json.as_bytes());
-    pipe.expire(keys::run(id), ttl_secs as i64).ignore();
-    pipe.expire(keys::events(id), ttl_secs as i64).ignore();
+impl Ending {
+    pub fn new(
+        id: &str,
+        app: &str,
+        result: &RunResult,
+        compile: Option<&RunResult>,
+        ttl_secs: u64,
+    ) -> Ending {
+        let stored = StoredResult {
+            result: RunResultWire::from(result),
+            compile: compile.map(RunResultWire::from),
+        };
+        let finished = RunFinished {
+            id: id.to_string(),
+            status: RunStatus::Done,
+            result: stored.result.clone(),
+            compile: stored.compile.clone(),
+        };
+        Ending {
+            id: id.to_string(),
+            app: app.to_string(),
+            verdict: result.verdict.as_str(),
+            stored: serde_json::to_string(&stored).unwrap_or_default(),
+            finished: serde_json::to_string(&finished).unwrap_or_default(),
+            at: now_ms(),
+            ttl_secs,
+        }
+    }
+
+    /// The commands, added to `pipe` (e.g. inside a WATCH transaction).
+    pub fn add_to(&self, pipe: &mut redis::Pipeline) {
+        let id = &self.id;
+        pipe.hset_multiple(
+            keys::run(id),
+            &[
+                (record::STATUS, "done".to_string()),
+                (record::VERDICT, self.verdict.to_string()),
+                (record::RESULT, self.stored.clone()),
+                (record::FINISHED_AT, self.at.to_string()),
+            ],
+        )
+        .ignore();
+        add(pipe, id, "status", b"done");
+        add(pipe, id, "result", self.finished.as_bytes());
+        pipe.expire(keys::run(id), self.ttl_secs as i64).ignore();
+        pipe.expire(keys::events(id), self.ttl_secs as i64).ignore();
+        pipe.decr(keys::active(&self.app), 1).ignore();
+    }
+
+    /// The commands as one MULTI.
+    pub fn pipe(&self) -> redis::Pipeline {
+        let mut pipe = redis::pipe();
+        pipe.atomic();
+        self.add_to(&mut pipe);
+        pipe
+    }
 }

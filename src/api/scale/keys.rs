@@ -40,3 +40,17 @@ pub fn app_runs(app: &str) -> String {
 
 /// The set of worker node names that sent a heartbeat (dead ones are pruned by readers).
 pub const NODES: &str = "sandcell:nodes";
+
+/// An app's runs queued or running (its `max_concurrent` quota across API nodes).
+pub fn active(app: &str) -> String {
+    format!("sandcell:active:{app}")
+}
+
+/// An `Idempotency-Key` of an app (hashed: keys are client text): "BODY_HASH RUN_ID".
+pub fn idempotency(app: &str, key: &str) -> String {
+    use sha2::Digest;
+    format!(
+        "sandcell:idem:{app}:{}",
+        hex::encode(sha2::Sha256::digest(key.as_bytes()))
+    )
+}

@@ -17,17 +17,17 @@ use redis::Connection;
 
 use super::super::auth::anonymous_app;
 use super::super::config::ServeConfig;
-use super::super::dto::{RunFinished, RunRequest, RunStatus, StoredResult};
+use super::super::dto::{RunRequest, RunStatus};
 use super::super::images::ImageCatalog;
 use super::super::prepare::{prepare, Work};
 use super::super::store::now_ms;
 use super::super::worker::run_source_job;
 use super::client::{ensure_group_cmd, is_busygroup, BLOCK, COMMAND_TIMEOUT};
 use super::error::QueueError;
-use super::events::{add, finish_cmds};
+use super::events::{add, Ending};
 use super::record::{self, RunRecord};
 use super::{apps, keys, reclaim};
-use crate::result::{RunResult, RunResultWire};
+use crate::result::RunResult;
 use crate::sandbox::{CancelToken, Launcher, LauncherConfig, RunEvent, SandboxError};
 
 /// How long a heartbeat key lives; a node not heard of for this long is gone.
@@ -51,26 +51,18 @@ pub enum NodeError {
 
 /// Writes a run's result unless it is done already (ended XX "worker lost" by a node that
 /// thought this one gone): WATCH, check, MULTI.
-fn write_unless_done(
-    conn: &mut Connection,
-    id: &str,
-    verdict: &str,
-    stored_json: &str,
-    finished_json: &str,
-    at: i64,
-    ttl_secs: u64,
-) -> redis::RedisResult<()> {
-    let key = keys::run(id);
+fn write_unless_done(conn: &mut Connection, ending: &Ending) -> redis::RedisResult<()> {
+    let key = keys::run(&ending.id);
     redis::transaction(conn, &[&key], |con, pipe| {
         let status: Option<String> = redis::cmd("HGET")
             .arg(&key)
             .arg(record::STATUS)
             .query(con)?;
         if status.as_deref() == Some("done") {
-            tracing::warn!(run = %id, "run was ended by another node meanwhile; result dropped");
+            tracing::warn!(run = %ending.id, "run was ended by another node meanwhile; result dropped");
             return Ok(Some(()));
         }
-        finish_cmds(pipe, id, verdict, stored_json, finished_json, at, ttl_secs);
+        ending.add_to(pipe);
         pipe.cmd("PING");
         let done: Option<(String,)> = pipe.query(con)?;
         Ok(done.map(|_| ()))
@@ -305,7 +297,7 @@ impl Node {
             Ok(work) => work,
             Err(why) => {
                 let result = RunResult::sandbox_error(why);
-                return self.finish(conn, id, &result, None);
+                return self.finish(conn, id, &rec.row.app, &result, None);
             }
         };
         let mut pipe = redis::pipe();
@@ -350,7 +342,7 @@ impl Node {
         self.busy.fetch_sub(1, Ordering::AcqRel);
         self.lock_running().remove(id);
         drop(work);
-        self.finish(conn, id, &result, compile.as_ref())
+        self.finish(conn, id, &rec.row.app, &result, compile.as_ref())
     }
 
     fn lock_running(&self) -> std::sync::MutexGuard<'_, HashMap<String, CancelToken>> {
@@ -379,34 +371,18 @@ impl Node {
         &self,
         conn: &mut Connection,
         id: &str,
+        app: &str,
         result: &RunResult,
         compile: Option<&RunResult>,
     ) -> Result<(), QueueError> {
-        let stored = StoredResult {
-            result: RunResultWire::from(result),
-            compile: compile.map(RunResultWire::from),
-        };
-        let finished = RunFinished {
-            id: id.to_string(),
-            status: RunStatus::Done,
-            result: stored.result.clone(),
-            compile: stored.compile.clone(),
-        };
-        let stored_json = serde_json::to_string(&stored).unwrap_or_default();
-        let finished_json = serde_json::to_string(&finished).unwrap_or_default();
-        let at = now_ms();
-        let ttl = self.config.serve.prune.max_age_secs;
-        let write = |con: &mut Connection| {
-            write_unless_done(
-                con,
-                id,
-                result.verdict.as_str(),
-                &stored_json,
-                &finished_json,
-                at,
-                ttl,
-            )
-        };
+        let ending = Ending::new(
+            id,
+            app,
+            result,
+            compile,
+            self.config.serve.prune.max_age_secs,
+        );
+        let write = |con: &mut Connection| write_unless_done(con, &ending);
         tracing::info!(run = %id, verdict = %result.verdict, wall_ms = result.wall_time_ms, "run finished");
         let mut backoff = Duration::from_millis(100);
         let mut last = match write(conn) {

@@ -16,12 +16,11 @@ use std::time::Duration;
 
 use redis::Connection;
 
-use super::super::dto::{RunFinished, RunStatus};
-use super::super::store::now_ms;
-use super::events::finish_cmds;
+use super::super::dto::RunStatus;
+use super::events::Ending;
 use super::keys;
 use super::record::{self, RunRecord};
-use crate::result::{RunResult, RunResultWire};
+use crate::result::RunResult;
 
 /// The compile step's wall time (docs/serve.md: compiled languages compile with 30 s wall).
 const COMPILE_WALL: Duration = Duration::from_secs(30);
@@ -73,25 +72,9 @@ pub fn recover(
                     .ignore();
             }
             Outcome::Lost => {
+                let app = rec.as_ref().map_or("", |r| r.row.app.as_str());
                 let result = RunResult::sandbox_error("worker lost");
-                let wire = RunResultWire::from(&result);
-                let finished = RunFinished {
-                    id: run_id.to_string(),
-                    status: RunStatus::Done,
-                    result: wire.clone(),
-                    compile: None,
-                };
-                let stored = serde_json::json!(wire).to_string();
-                let finished_json = serde_json::to_string(&finished).unwrap_or_default();
-                finish_cmds(
-                    pipe,
-                    run_id,
-                    result.verdict.as_str(),
-                    &stored,
-                    &finished_json,
-                    now_ms(),
-                    ttl_secs,
-                );
+                Ending::new(run_id, app, &result, None, ttl_secs).add_to(pipe);
             }
         }
         pipe.cmd("XACK")

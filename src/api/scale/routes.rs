@@ -9,7 +9,7 @@ use std::sync::Arc;
 use axum::body::Bytes;
 use axum::extract::rejection::{BytesRejection, QueryRejection};
 use axum::extract::{Path, Query, State};
-use axum::http::StatusCode;
+use axum::http::{HeaderMap, StatusCode};
 use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
@@ -21,6 +21,8 @@ use super::super::dto::{
     Object, RunFinished, RunList, RunListQuery, RunRequest, RunStatus, RunSummary, RunView,
 };
 use super::super::error::{body_rejection, json_error, ApiError};
+use super::super::idempotency::{self, Attempt};
+use super::super::metrics::Rejection;
 use super::super::offload;
 use super::super::prepare::prepare;
 use super::super::routes::events::{chunk_event, result_event, status_event};
@@ -28,11 +30,11 @@ use super::super::routes::runs::{accepted, new_run_id, view};
 use super::super::state::AppState;
 use super::super::store::{now_ms, App, RunRow};
 use super::client::RedisQueue;
-use super::events::{finish_pipe, RunEventEntry};
+use super::events::{Ending, RunEventEntry};
 use super::nodes::someone_has;
 use super::record::RunRecord;
 use super::RunBackend;
-use crate::result::{RunResult, RunResultWire};
+use crate::result::RunResult;
 
 /// The routes, for an API node.
 pub fn routes() -> Router<AppState> {
@@ -92,10 +94,15 @@ pub async fn app_for_key(state: &AppState, key_hash: &str) -> Result<Option<Arc<
 async fn create_run(
     State(state): State<AppState>,
     Caller(app): Caller,
+    headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Response, ApiError> {
     let q = queue(&state)?;
     let body = body.map_err(body_rejection)?;
+    let attempt = idempotency::key_of(&headers)?.map(|key| Attempt {
+        key,
+        body_hash: idempotency::body_hash(&body),
+    });
     let (wait, stored, image) = {
         let state = state.clone();
         let app = app.clone();
@@ -124,10 +131,43 @@ async fn create_run(
             format!("no live worker node has the image {image:?}"),
         ));
     }
-    let id = new_run_id();
-    q.submit(&id, &app.name, &stored, now_ms())
+    let retry = state.config.retry_after_secs;
+    if !q
+        .acquire(&app.name, app.max_concurrent)
         .await
-        .map_err(unavailable(&state))?;
+        .map_err(unavailable(&state))?
+    {
+        state.metrics.rejected(Rejection::Quota);
+        return Err(ApiError::quota_exceeded(
+            format!(
+                "app {:?} already has {} runs queued or running",
+                app.name, app.max_concurrent
+            ),
+            retry,
+        ));
+    }
+    let id = new_run_id();
+    if let Some(a) = &attempt {
+        match q.claim_key(&app.name, &a.key, &a.body_hash, &id).await {
+            Ok(None) => {}
+            Ok(Some(first)) => {
+                let _ = q.release(&app.name).await;
+                return replay(&state, &q, a, first, wait).await;
+            }
+            Err(e) => {
+                let _ = q.release(&app.name).await;
+                return Err(e.into_api(retry));
+            }
+        }
+    }
+    if let Err(e) = q.submit(&id, &app.name, &stored, now_ms()).await {
+        // Not queued (MULTI is all or nothing): the unit and the key go back, if Redis lets us.
+        let _ = q.release(&app.name).await;
+        if let Some(a) = &attempt {
+            let _ = q.release_key(&app.name, &a.key).await;
+        }
+        return Err(e.into_api(retry));
+    }
     state.metrics.accepted();
     tracing::debug!(run = %id, app = %app.name, "run accepted (queued in redis)");
     if !wait {
@@ -135,6 +175,39 @@ async fn create_run(
     }
     let finished = wait_result(&state, &q, &id).await?;
     Ok(Json(finished).into_response())
+}
+
+/// The answer to a retried POST (same `Idempotency-Key`, any API node): the first attempt's
+/// run, as the first attempt would have answered.
+async fn replay(
+    state: &AppState,
+    q: &RedisQueue,
+    attempt: &Attempt,
+    (hash, id): (String, String),
+    wait: bool,
+) -> Result<Response, ApiError> {
+    if hash != attempt.body_hash {
+        return Err(ApiError::unprocessable(
+            "idempotency_key_reused",
+            format!(
+                "Idempotency-Key {:?} was used for {id} with a different body",
+                attempt.key
+            ),
+        ));
+    }
+    if wait {
+        return Ok(Json(wait_result(state, q, &id).await?).into_response());
+    }
+    // The first attempt queues its run right after claiming the key.
+    for _ in 0..50 {
+        if let Some(rec) = q.get(&id).await.map_err(unavailable(state))? {
+            return Ok(accepted(id, rec.row.status));
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    Err(ApiError::not_found(format!(
+        "the run {id} of this Idempotency-Key is gone"
+    )))
 }
 
 /// Reads the run's events until its result.
@@ -233,25 +306,8 @@ async fn delete_run(
         // No worker took it: it ends here (a worker that reads its entry later skips it).
         let mut result = RunResult::sandbox_error("cancelled before start");
         result.verdict = crate::result::Verdict::CANCELLED;
-        let wire = RunResultWire::from(&result);
-        let finished = RunFinished {
-            id: id.clone(),
-            status: RunStatus::Done,
-            result: wire.clone(),
-            compile: None,
-        };
-        let stored = serde_json::json!(wire).to_string();
-        let finished_json = serde_json::to_string(&finished).unwrap_or_default();
-        q.exec(finish_pipe(
-            &id,
-            "CANCELLED",
-            &stored,
-            &finished_json,
-            now_ms(),
-            q.ttl_secs,
-        ))
-        .await
-        .map_err(unavailable(&state))?;
+        let ending = Ending::new(&id, &rec.row.app, &result, None, q.ttl_secs);
+        q.exec(ending.pipe()).await.map_err(unavailable(&state))?;
         state.metrics.finished(result.verdict, 0);
     } else {
         q.request_cancel(&id).await.map_err(unavailable(&state))?;
