@@ -214,6 +214,12 @@ fn api_nodes_and_two_workers_run_mixed_runs_once_each() {
     );
     let metrics = api1.request("GET", "/metrics", None, None).text();
     assert!(metrics.contains("sandcell_queue_depth 0"), "{metrics}");
+    // Done entries are deleted: the stream holds nothing once everything ended.
+    let len: u64 = redis::cmd("XLEN")
+        .arg("sandcell:runs")
+        .query(&mut e.redis.conn())
+        .unwrap();
+    assert_eq!(len, 0);
     assert!(
         metrics.contains("sandcell_node_free_slots{node=\"wa\"}"),
         "{metrics}"

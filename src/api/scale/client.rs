@@ -369,23 +369,28 @@ impl RedisQueue {
         Ok(EventReader { conn })
     }
 
-    /// Runs on the stream no worker took yet (the group's lag), and taken but not yet
-    /// acknowledged (its pending entries).
+    /// Runs on the stream no worker took yet, and taken but not yet acknowledged (done
+    /// entries are deleted, so the stream's length minus the pending entries is what waits;
+    /// works on Redis 6.2, which has no group lag).
     pub async fn depth(&self) -> Result<(u64, u64), QueueError> {
         let mut conn = self.conn();
-        let info: redis::streams::StreamInfoGroupsReply = timed(
-            redis::cmd("XINFO")
+        let (len, info): (u64, redis::streams::StreamInfoGroupsReply) = timed(
+            redis::pipe()
+                .cmd("XLEN")
+                .arg(keys::RUNS_STREAM)
+                .cmd("XINFO")
                 .arg("GROUPS")
                 .arg(keys::RUNS_STREAM)
                 .query_async(&mut conn),
             COMMAND_TIMEOUT,
         )
         .await?;
-        Ok(info
+        let pending = info
             .groups
             .iter()
             .find(|g| g.name == keys::GROUP)
-            .map_or((0, 0), |g| (g.lag.unwrap_or(0) as u64, g.pending as u64)))
+            .map_or(0, |g| g.pending as u64);
+        Ok((len.saturating_sub(pending), pending))
     }
 
     /// Live worker nodes (heartbeats), read at most once a second.

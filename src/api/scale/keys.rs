@@ -5,6 +5,20 @@ pub const RUNS_STREAM: &str = "sandcell:runs";
 /// The one consumer group of all worker nodes.
 pub const GROUP: &str = "workers";
 
+/// Acknowledges a done entry and deletes it (the stream holds only runs not yet done, so it
+/// does not grow, and its length minus the pending entries is the queue depth).
+pub fn ack(pipe: &mut redis::Pipeline, entry: &str) {
+    pipe.cmd("XACK")
+        .arg(RUNS_STREAM)
+        .arg(GROUP)
+        .arg(entry)
+        .ignore()
+        .cmd("XDEL")
+        .arg(RUNS_STREAM)
+        .arg(entry)
+        .ignore();
+}
+
 /// A run's record (hash).
 pub fn run(id: &str) -> String {
     format!("sandcell:run:{id}")

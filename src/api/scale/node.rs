@@ -266,11 +266,9 @@ impl Node {
             if let Some(id) = entry.get::<String>("id") {
                 self.handle(conn, &id)?;
             }
-            redis::cmd("XACK")
-                .arg(keys::RUNS_STREAM)
-                .arg(keys::GROUP)
-                .arg(&entry.id)
-                .query::<()>(conn)?;
+            let mut pipe = redis::pipe();
+            keys::ack(pipe.atomic(), &entry.id);
+            pipe.query::<()>(conn)?;
         }
         Ok(())
     }

@@ -77,12 +77,8 @@ pub fn recover(
                 Ending::new(run_id, app, &result, None, ttl_secs).add_to(pipe);
             }
         }
-        pipe.cmd("XACK")
-            .arg(keys::RUNS_STREAM)
-            .arg(keys::GROUP)
-            .arg(entry)
-            .ignore()
-            .cmd("PING");
+        keys::ack(pipe, entry);
+        pipe.cmd("PING");
         // None: the record changed meanwhile (WATCH); look again.
         let done: Option<(String,)> = pipe.query(con)?;
         Ok(done.map(|_| outcome))
@@ -156,11 +152,9 @@ pub fn own_entries(conn: &mut Connection, me: &str, ttl_secs: u64) -> redis::Red
         .iter()
         .filter(|id| !claimed.iter().any(|(e, _)| e == *id))
     {
-        redis::cmd("XACK")
-            .arg(keys::RUNS_STREAM)
-            .arg(keys::GROUP)
-            .arg(id)
-            .query::<()>(conn)?;
+        let mut pipe = redis::pipe();
+        keys::ack(pipe.atomic(), id);
+        pipe.query::<()>(conn)?;
     }
     Ok(claimed.len())
 }
