@@ -248,12 +248,12 @@ fn a_killed_worker_loses_its_started_runs_once_and_leaks_nothing() {
     e.wait_nodes(2);
     let api = e.api("one", &[]);
     let marker = format!("scale-kill-{}", std::process::id());
-    let ids: Vec<String> = (0..40)
+    let ids: Vec<String> = (0..100)
         .map(|i| {
             let r = api.post_run(
                 &key,
                 &json!({"image": "busybox",
-                        "cmd": ["sh", "-c", format!("sleep 1; echo {marker} {i}")]}),
+                        "cmd": ["sh", "-c", format!("sleep 0.3; echo {marker} {i}")]}),
             );
             assert_eq!(r.status, 202, "{}", r.text());
             id_of(&r)
