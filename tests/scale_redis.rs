@@ -381,10 +381,12 @@ fn a_worker_restarted_under_its_name_ends_what_it_had_taken() {
 #[test]
 fn redis_restarted_mid_load_gives_503_then_recovers_without_restarting_sandcell() {
     let Some(mut e) = setup() else { return };
-    let key = create_app(&e.redis.url(), "judge", 1000);
+    // Without keys: apps do not survive a restart of a Redis without persistence, and a
+    // key lookup in the moment after it would be a 401 that says nothing about the queue.
+    let key = "unused".to_string();
     let w = e.worker("wa", 2);
     e.wait_nodes(1);
-    let api = Arc::new(e.api("one", &[]));
+    let api = Arc::new(e.api("one", &["--no-auth"]));
     let stop = Arc::new(AtomicBool::new(false));
     let statuses = Arc::new(Mutex::new(Vec::<(u16, Option<String>)>::new()));
     let load: Vec<_> = (0..2)
@@ -428,18 +430,6 @@ fn redis_restarted_mid_load_gives_503_then_recovers_without_restarting_sandcell(
     wait_until("a 503 while redis is away", &|| count(503) >= 1);
     let before = count(200);
     e.redis.restart();
-    // Nothing persisted: the operator puts the app back (same key).
-    let mut conn = e.redis.conn();
-    let hash = hex::encode(<sha2::Sha256 as sha2::Digest>::digest(key.as_bytes()));
-    redis::pipe()
-        .hset_multiple(
-            "sandcell:app:judge",
-            &[("key_hash", hash.as_str()), ("max_concurrent", "1000")],
-        )
-        .set(format!("sandcell:appkey:{hash}"), "judge")
-        .sadd("sandcell:apps", "judge")
-        .query::<()>(&mut conn)
-        .unwrap();
     wait_until("runs again after the restart", &|| {
         count(200) >= before + 20
     });
