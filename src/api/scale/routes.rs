@@ -99,21 +99,23 @@ async fn create_run(
 ) -> Result<Response, ApiError> {
     let q = queue(&state)?;
     let body = body.map_err(body_rejection)?;
-    let attempt = idempotency::key_of(&headers)?.map(|key| Attempt {
-        key,
-        body_hash: idempotency::body_hash(&body),
-    });
-    let (wait, stored, image) = {
+    let key = idempotency::key_of(&headers)?;
+    // Parse, check and hash off the connection threads: a body may be megabytes.
+    let (wait, stored, image, attempt) = {
         let state = state.clone();
         let app = app.clone();
         offload::blocking(move || {
+            let attempt = key.map(|key| Attempt {
+                key,
+                body_hash: idempotency::body_hash(&body),
+            });
             let Object(request) =
                 serde_json::from_slice::<Object<RunRequest>>(&body).map_err(|e| json_error(&e))?;
             // Checked here as a worker will (same configuration): mistakes are 4xx at once.
             let image = prepare(&request, &state.config, &state.catalog, &app)?.image;
             let stored = serde_json::to_string(&request)
                 .map_err(|e| ApiError::internal(format!("encode request: {e}")))?;
-            Ok((request.wait, stored, image))
+            Ok((request.wait, stored, image, attempt))
         })
         .await?
     };
