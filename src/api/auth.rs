@@ -38,6 +38,28 @@ pub struct KeyCache {
 }
 
 impl KeyCache {
+    /// The app of a key hash looked up less than [`CACHE_TTL`] ago.
+    pub fn cached(&self, hash: &str) -> Option<Arc<App>> {
+        let entries = self.entries.lock().unwrap_or_else(|p| p.into_inner());
+        entries
+            .get(hash)
+            .filter(|(_, at)| at.elapsed() < CACHE_TTL)
+            .map(|(app, _)| app.clone())
+    }
+
+    /// Remembers what a lookup found (forgets the hash when nothing was).
+    pub fn remember(&self, hash: &str, found: Option<Arc<App>>) {
+        let mut entries = self.entries.lock().unwrap_or_else(|p| p.into_inner());
+        match found {
+            Some(app) => {
+                entries.insert(hash.to_string(), (app, Instant::now()));
+            }
+            None => {
+                entries.remove(hash);
+            }
+        }
+    }
+
     /// The app owning `key`, if any.
     pub fn lookup(&self, store: &Store, key: &str) -> Result<Option<Arc<App>>, StoreError> {
         let hash = hash_key(key);
@@ -129,6 +151,14 @@ impl FromRequestParts<AppState> for Caller {
         // The playground page without a key, on the routes it uses (else None).
         if let Some(caller) = super::playground::anonymous::caller(state, parts)? {
             return Ok(caller);
+        }
+        if matches!(state.backend, super::scale::RunBackend::Redis(_)) && state.config.auth {
+            // API node: apps live in Redis.
+            let key = bearer(&parts.headers)?;
+            return match super::scale::routes::app_for_key(state, &hash_key(key)).await? {
+                Some(app) => Ok(Caller(app)),
+                None => Err(ApiError::unauthorized("unknown API key")),
+            };
         }
         authorize(state, &parts.headers)
     }

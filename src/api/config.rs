@@ -161,6 +161,11 @@ pub struct ServeConfig {
     /// The app whose quota and maxima the playground's runs use without a key (None: the
     /// page asks for a key). See `api::playground::anonymous`.
     pub playground_app: Option<String>,
+    /// `redis://HOST:PORT/DB`: this daemon is an API node; `/v1/runs` are recorded and queued
+    /// in Redis and run by `sandcell worker` nodes (docs/scale-out.md). None: embedded.
+    pub queue: Option<String>,
+    /// Apps that may read `GET /v1/nodes` (API nodes); the local socket always may.
+    pub admin_apps: Vec<String>,
 }
 
 /// The number of CPUs this process may use (the default number of workers).
@@ -206,6 +211,8 @@ impl Default for ServeConfig {
             judge0: super::compat::Judge0Config::default(),
             playground: false,
             playground_app: None,
+            queue: None,
+            admin_apps: Vec::new(),
         }
     }
 }
@@ -226,6 +233,7 @@ pub struct Overrides {
     pub images: Vec<(String, PathBuf)>,
     pub playground: bool,
     pub playground_app: Option<String>,
+    pub queue: Option<String>,
 }
 
 impl ServeConfig {
@@ -285,6 +293,9 @@ impl ServeConfig {
         self.playground |= o.playground;
         if let Some(v) = o.playground_app {
             self.playground_app = Some(v);
+        }
+        if let Some(v) = o.queue {
+            self.queue = Some(v);
         }
         for (name, rootfs) in o.images {
             self.images.insert(name, ImageEntry { rootfs });

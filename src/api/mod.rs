@@ -24,6 +24,7 @@ pub mod playground;
 pub mod prepare;
 pub mod queue;
 pub mod routes;
+pub mod scale;
 pub mod server;
 pub mod state;
 pub mod state_dir;

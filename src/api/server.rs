@@ -22,6 +22,7 @@ use super::config::ServeConfig;
 use super::dto::{RunRequest, RunStatus};
 use super::live::{LiveRun, Phase};
 use super::prepare::prepare;
+use super::scale::{RedisQueue, RunBackend};
 use super::state::{AppState, GradingQueued, Job, RunJob, Shared};
 use super::store::{Store, StoreError};
 use super::worker::{finish, spawn_workers};
@@ -35,6 +36,8 @@ pub enum ServeError {
     Config(#[from] super::config::ConfigError),
     #[error(transparent)]
     Store(#[from] StoreError),
+    #[error("queue: {0}")]
+    Queue(#[from] super::scale::QueueError),
     #[error("launcher: {0}")]
     Launcher(#[from] SandboxError),
     #[error("{what}: {source}")]
@@ -216,7 +219,29 @@ pub fn serve(config: ServeConfig) -> Result<(), ServeError> {
     let listen = config.listen;
     let grace = Duration::from_secs(config.shutdown_grace_secs);
     let drain = Duration::from_secs(config.shutdown_drain_secs);
-    let shared = Arc::new(Shared::new(config, store));
+    let blocking_threads = super::offload::threads();
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .thread_name("sandcell-http")
+        .max_blocking_threads(blocking_threads)
+        .build()
+        .map_err(io("start tokio"))?;
+    let backend = match &config.queue {
+        Some(url) => {
+            let queue = runtime
+                .block_on(RedisQueue::connect(url, config.prune.max_age_secs))
+                .map_err(|e| {
+                    launcher.shutdown();
+                    ServeError::Queue(e)
+                })?;
+            tracing::info!(queue = %url, "API node: runs are queued in redis");
+            RunBackend::Redis(Arc::new(queue))
+        }
+        None => RunBackend::Embedded,
+    };
+    let mut shared = Shared::new(config, store);
+    shared.backend = backend;
+    let shared = Arc::new(shared);
     shared.gradings.set_launcher(launcher.clone());
     shared.cells.set_launcher(launcher.clone());
     let cells_ended =
@@ -239,13 +264,6 @@ pub fn serve(config: ServeConfig) -> Result<(), ServeError> {
             "ended the unfinished gradings of the previous process (daemon restarted)"
         );
     }
-    let blocking_threads = super::offload::threads();
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .thread_name("sandcell-http")
-        .max_blocking_threads(blocking_threads)
-        .build()
-        .map_err(io("start tokio"))?;
     // Bind before anything runs, so a taken port is the first and only thing reported.
     let listener = match runtime.block_on(TcpListener::bind(listen)) {
         Ok(l) => l,

@@ -67,6 +67,8 @@ pub struct Shared {
     pub local: Arc<App>,
     /// True once SIGTERM arrived.
     pub shutting_down: watch::Sender<bool>,
+    /// Where `/v1/runs` are recorded and queued (this node, or Redis for API nodes).
+    pub backend: super::scale::RunBackend,
 }
 
 impl Shared {
@@ -85,6 +87,7 @@ impl Shared {
             cells: CellRegistry::default(),
             local: Arc::new(local_app()),
             shutting_down: watch::Sender::new(false),
+            backend: super::scale::RunBackend::Embedded,
         }
     }
 

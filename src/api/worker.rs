@@ -11,7 +11,7 @@ use super::state::{GradingQueued, Job, RunJob, Shared};
 use super::store::now_ms;
 use crate::lang::{self, SourceRunResult, Stage};
 use crate::result::{RunResult, RunResultWire, Verdict};
-use crate::sandbox::{Launcher, RunEvent};
+use crate::sandbox::{CancelToken, Launcher, RunEvent};
 
 /// Starts `count` workers; they end when the queue is closed.
 pub fn spawn_workers(
@@ -59,7 +59,7 @@ fn run_job(shared: &Shared, launcher: &Launcher, job: RunJob) {
     };
     let (mut result, compile) = match &job.work {
         Work::Command(spec) => (launcher.run(spec, &mut on_event, Some(&live.cancel)), None),
-        Work::Source(work) => run_source_job(launcher, work, &mut on_event, live),
+        Work::Source(work) => run_source_job(launcher, work, &mut on_event, &live.cancel),
     };
     shared.metrics.cell_ended();
     if live.cancelled_by_shutdown() && result.verdict == Verdict::CANCELLED {
@@ -73,11 +73,11 @@ fn run_job(shared: &Shared, launcher: &Launcher, job: RunJob) {
 /// Compile (its output is not streamed: SSE carries the run step's output) and run. The
 /// top-level result is the run step's, or the compile step's with verdict CE when compiling
 /// failed.
-fn run_source_job(
+pub(crate) fn run_source_job(
     launcher: &Launcher,
     work: &SourceWork,
     on_event: &mut dyn FnMut(RunEvent<'_>),
-    live: &LiveRun,
+    cancel: &CancelToken,
 ) -> (RunResult, Option<RunResult>) {
     let mut staged = |stage: Stage, event: RunEvent<'_>| {
         if stage == Stage::Run {
@@ -91,7 +91,7 @@ fn run_source_job(
         work.request.clone(),
         &work.bounds,
         &mut staged,
-        Some(&live.cancel),
+        Some(cancel),
     );
     match outcome {
         Ok(SourceRunResult {

@@ -5,6 +5,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use crate::api::auth::{generate_key, hash_key};
+use crate::api::scale::apps as scale_apps;
 use crate::api::store::{App, Store};
 use crate::spec::{parse_duration, parse_size};
 
@@ -14,6 +15,48 @@ pub struct StateDirArg {
     /// The daemon's state dir (as given to `sandcell serve --state-dir`).
     #[arg(long, env = "SANDCELL_STATE_DIR", default_value = "/var/lib/sandcell")]
     pub state_dir: PathBuf,
+    /// The Redis of a scale-out deployment (`redis://HOST:PORT/DB`): apps live there, not in
+    /// the state dir.
+    #[arg(long, env = "SANDCELL_QUEUE")]
+    pub queue: Option<String>,
+}
+
+/// Where apps are kept: the state dir's store, or Redis for API nodes.
+enum Book {
+    Embedded(Store),
+    Redis(redis::Connection),
+}
+
+impl Book {
+    fn open(state: &StateDirArg) -> Result<Book, String> {
+        match &state.queue {
+            Some(url) => redis::Client::open(url.as_str())
+                .and_then(|c| c.get_connection_with_timeout(Duration::from_secs(5)))
+                .map(Book::Redis)
+                .map_err(|e| format!("redis {url}: {e}")),
+            None => Store::open(&state.state_dir)
+                .map(Book::Embedded)
+                .map_err(|e| e.to_string()),
+        }
+    }
+    fn create(&mut self, app: &App) -> Result<(), String> {
+        match self {
+            Book::Embedded(s) => s.create_app(app).map_err(|e| e.to_string()),
+            Book::Redis(c) => scale_apps::create(c, app).map_err(|e| e.to_string()),
+        }
+    }
+    fn list(&mut self) -> Result<Vec<App>, String> {
+        match self {
+            Book::Embedded(s) => s.list_apps().map_err(|e| e.to_string()),
+            Book::Redis(c) => scale_apps::list(c).map_err(|e| e.to_string()),
+        }
+    }
+    fn delete(&mut self, name: &str) -> Result<(), String> {
+        match self {
+            Book::Embedded(s) => s.delete_app(name).map_err(|e| e.to_string()),
+            Book::Redis(c) => scale_apps::delete(c, name).map_err(|e| e.to_string()),
+        }
+    }
 }
 
 #[derive(Debug, clap::Subcommand)]
@@ -79,23 +122,20 @@ fn run(cmd: AppCommand) -> Result<(), String> {
             if max_concurrent == 0 {
                 return Err("--max-concurrent must be at least 1".into());
             }
-            let store = Store::open(&state.state_dir).map_err(|e| e.to_string())?;
+            let mut book = Book::open(&state)?;
             let key = generate_key();
-            store
-                .create_app(&App {
-                    name,
-                    key_hash: hash_key(&key),
-                    max_concurrent,
-                    max_wall_time_ms: max_wall_time.map(|d| d.as_millis() as u64),
-                    max_memory,
-                })
-                .map_err(|e| e.to_string())?;
+            book.create(&App {
+                name,
+                key_hash: hash_key(&key),
+                max_concurrent,
+                max_wall_time_ms: max_wall_time.map(|d| d.as_millis() as u64),
+                max_memory,
+            })?;
             println!("{key}");
             Ok(())
         }
         AppCommand::List { state } => {
-            let store = Store::open(&state.state_dir).map_err(|e| e.to_string())?;
-            for app in store.list_apps().map_err(|e| e.to_string())? {
+            for app in Book::open(&state)?.list()? {
                 println!(
                     "{}\tmax_concurrent={}\tmax_wall_time_ms={}\tmax_memory={}",
                     app.name,
@@ -108,8 +148,7 @@ fn run(cmd: AppCommand) -> Result<(), String> {
             Ok(())
         }
         AppCommand::Delete { name, state } => {
-            let store = Store::open(&state.state_dir).map_err(|e| e.to_string())?;
-            store.delete_app(&name).map_err(|e| e.to_string())?;
+            Book::open(&state)?.delete(&name)?;
             println!("deleted app {name:?} (its key no longer works)");
             Ok(())
         }

@@ -13,6 +13,7 @@ mod malloc_tuning;
 pub mod run;
 mod run_lang;
 pub mod serve;
+pub mod worker;
 
 /// Exit code for a usage error (bad flags, absurd limits): nothing was started.
 pub const EXIT_USAGE: i32 = 2;
@@ -36,6 +37,8 @@ pub enum Command {
     Run(Box<run::RunArgs>),
     /// Start the HTTP daemon.
     Serve(serve::ServeArgs),
+    /// Be a worker node of a scale-out deployment: run what API nodes queue in Redis.
+    Worker(worker::WorkerArgs),
     /// Grade a submission against a test suite.
     Grade(grade::GradeArgs),
     /// Manage the local image store.
@@ -62,6 +65,7 @@ pub fn main(cli: Cli) -> i32 {
             malloc_tuning::reexec_tuned();
             serve::main(a)
         }
+        Command::Worker(a) => worker::main(a),
         Command::Grade(a) => grade::main(a),
         Command::Image(a) => image::main(a),
         Command::Languages(a) => languages::main(a),

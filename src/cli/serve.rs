@@ -7,7 +7,7 @@ use std::path::PathBuf;
 use crate::api::config::{LimitsPolicy, Overrides, ServeConfig};
 use crate::spec::parse_size;
 
-fn image_pair(s: &str) -> Result<(String, PathBuf), String> {
+pub(crate) fn image_pair(s: &str) -> Result<(String, PathBuf), String> {
     let (name, path) = s
         .split_once('=')
         .ok_or_else(|| format!("{s:?} is not NAME=ROOTFS_DIR"))?;
@@ -66,6 +66,10 @@ pub struct ServeArgs {
     /// Let the playground run code without a key, as this app (its quota and maxima).
     #[arg(long, env = "SANDCELL_PLAYGROUND_APP")]
     pub playground_app: Option<String>,
+    /// Be an API node of a scale-out deployment: runs go to this Redis
+    /// (`redis://HOST:PORT/DB`) and `sandcell worker` nodes run them.
+    #[arg(long, env = "SANDCELL_QUEUE")]
+    pub queue: Option<String>,
 }
 
 /// The configuration these arguments describe.
@@ -88,6 +92,7 @@ pub fn config_from(args: ServeArgs) -> Result<ServeConfig, crate::api::config::C
         images: args.images,
         playground: args.playground,
         playground_app: args.playground_app,
+        queue: args.queue,
     });
     config.check()?;
     Ok(config)

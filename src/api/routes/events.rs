@@ -24,19 +24,19 @@ use crate::api::error::ApiError;
 use crate::api::live::{LiveEvent, LiveRun, Phase};
 use crate::api::state::AppState;
 
-fn status_event(status: RunStatus) -> Event {
+pub(crate) fn status_event(status: RunStatus) -> Event {
     Event::default()
         .event("status")
         .data(json!({ "status": status }).to_string())
 }
 
-fn result_event(finished: &RunFinished) -> Event {
+pub(crate) fn result_event(finished: &RunFinished) -> Event {
     Event::default()
         .event("result")
         .data(serde_json::to_string(finished).unwrap_or_default())
 }
 
-fn chunk_event(name: &'static str, bytes: &[u8]) -> Event {
+pub(crate) fn chunk_event(name: &'static str, bytes: &[u8]) -> Event {
     let data = match std::str::from_utf8(bytes) {
         Ok(text) => json!({ "text": text }),
         Err(_) => json!({

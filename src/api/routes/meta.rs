@@ -49,7 +49,9 @@ pub async fn metrics(
     if !state.config.metrics_public {
         authorize(&state, &headers)?;
     }
-    let mut text = state.metrics.render(state.queue.len());
+    let (depth, scale_text) = crate::api::scale::metrics::queue_part(&state).await;
+    let mut text = state.metrics.render(depth);
+    text.push_str(&scale_text);
     text.push_str(&format!(
         "# HELP sandcell_long_lived_cells Long-lived cells alive now (/v1/cells).\n\
          # TYPE sandcell_long_lived_cells gauge\nsandcell_long_lived_cells {}\n",

@@ -15,6 +15,7 @@ use axum::Router;
 use tower_http::catch_panic::CatchPanicLayer;
 
 use super::error::error_response;
+use super::scale::RunBackend;
 use super::state::AppState;
 
 async fn not_found() -> Response {
@@ -44,12 +45,15 @@ fn panic_response(panic: Box<dyn Any + Send + 'static>) -> Response {
 }
 
 /// The routes that need state (extend here, e.g. `.merge(grade::routes())` for /v1/gradings).
-fn v1_routes() -> Router<AppState> {
-    Router::new()
-        .route("/v1/runs", get(runs::list_runs).post(runs::create_run))
-        .route("/v1/runs/{id}", get(runs::get_run).delete(runs::delete_run))
-        .route("/v1/runs/{id}/events", get(events::run_events))
-        .route("/v1/images", get(meta::images))
+fn v1_routes(backend: &RunBackend) -> Router<AppState> {
+    let runs = match backend {
+        RunBackend::Embedded => Router::new()
+            .route("/v1/runs", get(runs::list_runs).post(runs::create_run))
+            .route("/v1/runs/{id}", get(runs::get_run).delete(runs::delete_run))
+            .route("/v1/runs/{id}/events", get(events::run_events)),
+        RunBackend::Redis(_) => crate::api::scale::routes::routes(),
+    };
+    runs.route("/v1/images", get(meta::images))
         .route("/v1/languages", get(meta::languages))
         .merge(gradings::routes())
 }
@@ -59,7 +63,7 @@ pub fn router(state: AppState) -> Router {
     let body_limit = state.config.body_limit;
     let max_transfer = usize::try_from(state.config.cells.max_transfer_bytes).unwrap_or(usize::MAX);
     Router::new()
-        .merge(v1_routes())
+        .merge(v1_routes(&state.backend))
         .merge(crate::api::cells::routes::routes(max_transfer))
         .merge(super::compat::routes(&state.config))
         .merge(super::playground::routes(&state.config))

@@ -139,7 +139,7 @@ fn release_key(state: &AppState, app: &str, attempt: Option<&Attempt>) {
     }
 }
 
-fn accepted(id: String, status: RunStatus) -> Response {
+pub(crate) fn accepted(id: String, status: RunStatus) -> Response {
     let location = format!("/v1/runs/{id}");
     (
         StatusCode::ACCEPTED,
@@ -229,7 +229,7 @@ pub(super) fn owned_run_for(
     owned_run(state, &caller.0.name, id)
 }
 
-fn view(row: RunRow) -> RunView {
+pub(crate) fn view(row: RunRow) -> RunView {
     let (result, compile) = match row.result.as_deref().and_then(StoredResult::parse) {
         Some(stored) => (Some(stored.result), stored.compile),
         None => (None, None),
