@@ -107,7 +107,7 @@ fn api_nodes_and_two_workers_run_mixed_runs_once_each() {
     let r = api1.post_run("sk_nope", &json!({"image": "busybox", "cmd": ["true"]}));
     assert_eq!(r.status, 401);
 
-    const RUNS: usize = 300;
+    const RUNS: usize = 500;
     let next = Arc::new(Mutex::new(0usize));
     let seen = Arc::new(Mutex::new(Vec::new()));
     let clients: Vec<_> = (0..4)
