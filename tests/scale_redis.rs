@@ -13,7 +13,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use api_support::{cell_cgroups_of, processes_with, read_events, Daemon};
+use api_support::{cell_cgroups_of, read_events, Daemon};
 use redis_support::{create_app, finished_counts, have_redis, Redis, Worker};
 use serde_json::json;
 
@@ -321,7 +321,7 @@ fn a_killed_worker_loses_its_started_runs_once_and_leaks_nothing() {
         assert_eq!(n, want, "run {i} ({}) finished {n} times", v["verdict"]);
     }
     drop(api);
-    assert!(processes_with(&marker).is_empty());
+    assert!(common::host_processes_with(&marker).is_empty());
 }
 
 #[test]
