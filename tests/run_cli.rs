@@ -247,9 +247,18 @@ fn only_standard_descriptors_are_open() {
 #[test]
 fn output_flood_is_ole_with_exactly_the_cap_captured() {
     let Some(r) = setup() else { return };
+    // Only the output limit: on a loaded machine (or the emulated v2 guest) `yes` may burn
+    // the default 5 s of CPU before the supervisor gets to read the first MiB.
     let (json, out) = run_json(
         &r,
-        &["--output-limit", "1M"],
+        &[
+            "--output-limit",
+            "1M",
+            "--cpu-time",
+            "unlimited",
+            "--wall-time",
+            "120s",
+        ],
         &["/bin/sh", "-c", "yes | head -c 104857600; echo done >&2"],
     );
     assert_eq!(json["verdict"], "OLE", "{}", json["message"]);
