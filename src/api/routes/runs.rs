@@ -20,10 +20,52 @@ use crate::api::error::{body_rejection, json_error, ApiError};
 use crate::api::idempotency::{self, Attempt, Claim, Kind};
 use crate::api::live::{LiveRun, Phase};
 use crate::api::offload;
-use crate::api::prepare::prepare;
+use crate::api::prepare::{prepare, Prepared};
 use crate::api::state::{AppState, Job, RunJob};
-use crate::api::store::{now_ms, RunRow};
+use crate::api::store::{now_ms, App, RunRow};
 use crate::api::worker::{cancelled_before_start, finish};
+
+/// A `POST /v1/runs` body parsed, checked against the configuration and the app's bounds,
+/// and encoded for the store, with its idempotency attempt.
+pub(crate) struct Submission {
+    pub wait: bool,
+    pub prepared: Prepared,
+    pub stored: String,
+    pub attempt: Option<Attempt>,
+}
+
+/// Parses and checks a run submission off the connection threads (a body may be megabytes):
+/// every mistake is a 4xx here, before anything is recorded.
+pub(crate) async fn parse_submission(
+    state: &AppState,
+    app: &Arc<App>,
+    headers: &HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<Submission, ApiError> {
+    let body = body.map_err(body_rejection)?;
+    let key = idempotency::key_of(headers)?;
+    let state = state.clone();
+    let app = app.clone();
+    offload::blocking(move || {
+        let attempt = key.map(|key| Attempt {
+            key,
+            body_hash: idempotency::body_hash(&body),
+        });
+        let Object(request) =
+            serde_json::from_slice::<Object<RunRequest>>(&body).map_err(|e| json_error(&e))?;
+        drop(body);
+        let prepared = prepare(&request, &state.config, &state.catalog, &app)?;
+        let stored = serde_json::to_string(&request)
+            .map_err(|e| ApiError::internal(format!("encode request: {e}")))?;
+        Ok(Submission {
+            wait: request.wait,
+            prepared,
+            stored,
+            attempt,
+        })
+    })
+    .await
+}
 
 /// A new run id: 16 random bytes in hex.
 pub fn new_run_id() -> String {
@@ -63,27 +105,12 @@ pub async fn create_run(
     headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Response, ApiError> {
-    let body = body.map_err(body_rejection)?;
-    let key = idempotency::key_of(&headers)?;
-    // Parse, check and encode off the connection threads: a body may be megabytes.
-    let (wait, prepared, stored, attempt) = {
-        let state = state.clone();
-        let app = app.clone();
-        offload::blocking(move || {
-            let attempt = key.map(|key| Attempt {
-                key,
-                body_hash: idempotency::body_hash(&body),
-            });
-            let Object(request) =
-                serde_json::from_slice::<Object<RunRequest>>(&body).map_err(|e| json_error(&e))?;
-            drop(body);
-            let prepared = prepare(&request, &state.config, &state.catalog, &app)?;
-            let stored = serde_json::to_string(&request)
-                .map_err(|e| ApiError::internal(format!("encode request: {e}")))?;
-            Ok((request.wait, prepared, stored, attempt))
-        })
-        .await?
-    };
+    let Submission {
+        wait,
+        prepared,
+        stored,
+        attempt,
+    } = parse_submission(&state, &app, &headers, body).await?;
     let retry = state.config.retry_after_secs;
     let (quota, place) = state.admit(&app)?;
     let id = new_run_id();

@@ -17,16 +17,12 @@ use axum::{Json, Router};
 use futures_util::Stream;
 
 use super::super::auth::Caller;
-use super::super::dto::{
-    Object, RunFinished, RunList, RunListQuery, RunRequest, RunStatus, RunSummary, RunView,
-};
-use super::super::error::{body_rejection, json_error, ApiError};
-use super::super::idempotency::{self, Attempt};
+use super::super::dto::{RunFinished, RunList, RunListQuery, RunStatus, RunSummary, RunView};
+use super::super::error::ApiError;
+use super::super::idempotency::Attempt;
 use super::super::metrics::Rejection;
-use super::super::offload;
-use super::super::prepare::prepare;
 use super::super::routes::events::{chunk_event, result_event, status_event};
-use super::super::routes::runs::{accepted, new_run_id, view};
+use super::super::routes::runs::{accepted, new_run_id, parse_submission, view, Submission};
 use super::super::state::AppState;
 use super::super::store::{now_ms, App, RunRow};
 use super::client::RedisQueue;
@@ -98,27 +94,14 @@ async fn create_run(
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Response, ApiError> {
     let q = queue(&state)?;
-    let body = body.map_err(body_rejection)?;
-    let key = idempotency::key_of(&headers)?;
-    // Parse, check and hash off the connection threads: a body may be megabytes.
-    let (wait, stored, image, attempt) = {
-        let state = state.clone();
-        let app = app.clone();
-        offload::blocking(move || {
-            let attempt = key.map(|key| Attempt {
-                key,
-                body_hash: idempotency::body_hash(&body),
-            });
-            let Object(request) =
-                serde_json::from_slice::<Object<RunRequest>>(&body).map_err(|e| json_error(&e))?;
-            // Checked here as a worker will (same configuration): mistakes are 4xx at once.
-            let image = prepare(&request, &state.config, &state.catalog, &app)?.image;
-            let stored = serde_json::to_string(&request)
-                .map_err(|e| ApiError::internal(format!("encode request: {e}")))?;
-            Ok((request.wait, stored, image, attempt))
-        })
-        .await?
-    };
+    // Checked here as a worker will (same configuration): mistakes are 4xx at once.
+    let Submission {
+        wait,
+        prepared,
+        stored,
+        attempt,
+    } = parse_submission(&state, &app, &headers, body).await?;
+    let image = prepared.image;
     if state.is_shutting_down() {
         return Err(ApiError::unavailable(
             "shutting_down",
