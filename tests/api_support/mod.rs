@@ -32,6 +32,31 @@ pub fn create_app(state_dir: &Path, name: &str, max_concurrent: u32) -> String {
     key
 }
 
+/// Collects `child`'s stderr into a log from a thread of its own and waits (30 s at most)
+/// for the first line `ready` accepts: what it made of that line, or None.
+pub fn follow_log(
+    child: &mut Child,
+    ready: impl Fn(&str) -> Option<String> + Send + 'static,
+) -> (Arc<Mutex<String>>, Option<String>) {
+    let stderr = child.stderr.take().expect("stderr piped");
+    let log = Arc::new(Mutex::new(String::new()));
+    let (tx, rx) = mpsc::channel();
+    let log2 = log.clone();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stderr).lines() {
+            let Ok(line) = line else { break };
+            if let Some(found) = ready(&line) {
+                let _ = tx.send(found);
+            }
+            let mut log = log2.lock().unwrap();
+            log.push_str(&line);
+            log.push('\n');
+        }
+    });
+    let found = rx.recv_timeout(Duration::from_secs(30)).ok();
+    (log, found)
+}
+
 /// A running daemon; SIGTERM and wait on drop.
 pub struct Daemon {
     pub child: Child,
@@ -57,24 +82,13 @@ impl Daemon {
             .stderr(Stdio::piped())
             .spawn()
             .expect("start sandcell serve");
-        let stderr = child.stderr.take().unwrap();
-        let log = Arc::new(Mutex::new(String::new()));
-        let (tx, rx) = mpsc::channel();
-        let log2 = log.clone();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stderr).lines() {
-                let Ok(line) = line else { break };
-                if let Some(addr) = line.strip_prefix("sandcell: listening on http://") {
-                    let _ = tx.send(addr.trim().to_string());
-                }
-                let mut log = log2.lock().unwrap();
-                log.push_str(&line);
-                log.push('\n');
-            }
+        let (log, ready) = follow_log(&mut child, |line| {
+            line.strip_prefix("sandcell: listening on http://")
+                .map(|addr| addr.trim().to_string())
         });
-        let addr = match rx.recv_timeout(Duration::from_secs(30)) {
-            Ok(a) => a.parse().unwrap(),
-            Err(_) => {
+        let addr = match ready {
+            Some(a) => a.parse().unwrap(),
+            None => {
                 let _ = child.kill();
                 panic!("daemon did not start:\n{}", log.lock().unwrap());
             }

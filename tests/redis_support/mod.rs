@@ -2,11 +2,11 @@
 //! its PID; and worker nodes (`sandcell worker`) as child processes.
 #![allow(dead_code)]
 
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
-use std::sync::{mpsc, Arc, Mutex};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 /// True if `redis-server` is on PATH (else the test skips loudly, or fails under
@@ -147,22 +147,10 @@ impl Worker {
             .stderr(Stdio::piped())
             .spawn()
             .expect("start sandcell worker");
-        let stderr = child.stderr.take().unwrap();
-        let log = Arc::new(Mutex::new(String::new()));
-        let (tx, rx) = mpsc::channel();
-        let log2 = log.clone();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stderr).lines() {
-                let Ok(line) = line else { break };
-                if line.contains("taking runs from") {
-                    let _ = tx.send(());
-                }
-                let mut log = log2.lock().unwrap();
-                log.push_str(&line);
-                log.push('\n');
-            }
+        let (log, ready) = crate::api_support::follow_log(&mut child, |line| {
+            line.contains("taking runs from").then(String::new)
         });
-        if rx.recv_timeout(Duration::from_secs(30)).is_err() {
+        if ready.is_none() {
             let _ = child.kill();
             panic!("worker did not start:\n{}", log.lock().unwrap());
         }
