@@ -128,6 +128,17 @@ impl Launcher {
     }
 }
 
+/// The root of the cell whose PID 1 is `pid`, as PID 1 sees it (`O_PATH`). PID 1 is this
+/// process's unreaped child while its cell lives: its pid cannot name anyone else.
+fn proc_root(pid: libc::pid_t) -> rustix::io::Result<OwnedFd> {
+    use rustix::fs::{Mode, OFlags};
+    rustix::fs::open(
+        format!("/proc/{pid}/root"),
+        OFlags::PATH | OFlags::DIRECTORY | OFlags::CLOEXEC,
+        Mode::empty(),
+    )
+}
+
 /// Tells a prepared cell's PID 1 to hold for execs and waits until it has (its set-up
 /// done) or has died (the set-up failure it reported comes back).
 fn hold(cell: &Cell) -> Result<(), SandboxError> {
@@ -229,12 +240,7 @@ impl LongLivedCell {
     /// What the cell's writable tmpfs layers hold (0 when the cell has ended).
     fn disk_used(&self) -> u64 {
         use rustix::fs::{Mode, OFlags, ResolveFlags};
-        let Some(pid) = self.pid() else { return 0 };
-        let Ok(root) = rustix::fs::open(
-            format!("/proc/{pid}/root"),
-            OFlags::PATH | OFlags::DIRECTORY | OFlags::CLOEXEC,
-            Mode::empty(),
-        ) else {
+        let Some(Ok(root)) = self.pid().map(proc_root) else {
             return 0;
         };
         [self.shape.work_dir.as_str(), "/tmp", "/dev/shm"]
@@ -260,14 +266,7 @@ impl LongLivedCell {
         if let Some(why) = self.ended() {
             return Err(std::io::Error::other(why.to_string()));
         }
-        let pid = self.pid().unwrap_or(0);
-        // PID 1 is this process's unreaped child: its pid cannot name anyone else.
-        let root = rustix::fs::open(
-            format!("/proc/{pid}/root"),
-            rustix::fs::OFlags::PATH | rustix::fs::OFlags::DIRECTORY | rustix::fs::OFlags::CLOEXEC,
-            rustix::fs::Mode::empty(),
-        )?;
-        Ok(root)
+        Ok(proc_root(self.pid().unwrap_or(0))?)
     }
 
     /// Ends the cell now: PID 1 and every process of the cell are killed, the rest of the
