@@ -160,11 +160,8 @@ pub(super) enum Step {
     CloseAllExcept(Vec<RawFd>),
     /// Die with the supervisor.
     ParentDeathSignal,
-    /// Write "0" into an open cgroup.procs file: join that cgroup.
+    /// Write "0" into an open cgroup join file (`tasks` or `cgroup.procs`): join that cgroup.
     JoinCgroup(RawFd),
-    /// Wait for the launcher's byte on this pipe: it has moved this process into the cell's
-    /// cgroup (end of file: it could not).
-    AwaitCgroup(RawFd),
     Close(RawFd),
     /// New cgroup namespace rooted at the cell's cgroup (after joining it).
     UnshareCgroupNamespace,
@@ -310,13 +307,6 @@ impl Step {
                 sys::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL as c_ulong, 0).map(drop)
             }
             Step::JoinCgroup(fd) => sys::write_all(*fd, b"0"),
-            Step::AwaitCgroup(fd) => {
-                let mut byte = [0u8; 1];
-                match sys::read(*fd, &mut byte)? {
-                    0 => Err(libc::EPIPE),
-                    _ => Ok(()),
-                }
-            }
             Step::Close(fd) => {
                 // SAFETY: the step list owns its descriptors; this process (a cell's PID 1)
                 // ends in execve or _exit and never drops an owner of them.
@@ -602,7 +592,6 @@ impl Step {
             Step::CloseAllExcept(_) => text(out, "close inherited descriptors"),
             Step::ParentDeathSignal => text(out, "set parent-death signal"),
             Step::JoinCgroup(_) => text(out, "join the cell's cgroup"),
-            Step::AwaitCgroup(_) => text(out, "wait to be moved into the cell's cgroup"),
             Step::Close(_) => text(out, "close descriptor"),
             Step::UnshareCgroupNamespace => text(out, "create cgroup namespace"),
             Step::Umask(_) => text(out, "set umask"),

@@ -409,15 +409,12 @@ impl Launcher {
         let entry = match (&cgroup, clone_into) {
             (None, _) => CgroupEntry::None,
             (Some(_), Some(_)) => CgroupEntry::Cloned,
-            (Some(_), None) => CgroupEntry::ParentJoins,
+            (Some(_), None) => CgroupEntry::Join,
         };
-        // v1: this process moves PID 1 into the cell's cgroup while PID 1 sets up, then says
-        // so on this pipe.
-        let go_ahead = match entry {
-            CgroupEntry::ParentJoins => Some(ipc::pipe("cgroup go-ahead")?),
-            _ => None,
+        let join: Vec<RawFd> = match (entry, &cgroup) {
+            (CgroupEntry::Join, Some(cg)) => cg.join_fds().iter().map(AsRawFd::as_raw_fd).collect(),
+            _ => Vec::new(),
         };
-        let join: Vec<RawFd> = go_ahead.iter().map(|(r, _)| r.as_raw_fd()).collect();
         let identity = self.take_identity()?;
         let ids = identity.as_ref().map(|l| l.ids);
         let disk_fd = capture
@@ -498,18 +495,6 @@ impl Launcher {
         // The child has its copies; the parent keeps only the read ends.
         drop((cell, run));
         drop((stdin, out_w, err_w, report_w, status_w));
-        let mut join_failed = None;
-        if let (Some((go_r, go_w)), Some(cg)) = (go_ahead, &cgroup) {
-            drop(go_r);
-            // PID 1 is building its filesystem meanwhile; without the byte (the pipe closes)
-            // it fails its wait step and the run ends XX.
-            match cg.attach(pid as u32) {
-                Ok(()) => {
-                    let _ = nix::unistd::write(&go_w, b"1");
-                }
-                Err(e) => join_failed = Some(format!("move the cell into its cgroup: {e}")),
-            }
-        }
         on_event(RunEvent::Started);
         let cell = Cell {
             pid,
@@ -522,19 +507,14 @@ impl Launcher {
             cgroup,
             identity,
         };
-        let mut result = cell.supervise(
+        Ok(cell.supervise(
             spec,
             started,
             on_event,
             cancel,
             Teardown::Inline,
             &mut |result| collect(&mut capture, result),
-        );
-        if let Some(why) = join_failed {
-            result.verdict = Verdict::XX;
-            result.message = Some(why);
-        }
-        Ok(result)
+        ))
     }
 
     /// Takes a prepared cell (warm, or cloned now through the spawner), sends it the run and

@@ -37,15 +37,10 @@ pub(super) enum CgroupEntry {
     None,
     /// Already there: cloned with CLONE_INTO_CGROUP.
     Cloned,
-    /// Writes "0" into each of these open cgroup.procs files (v1; a prepared cell, off the
-    /// run's path).
+    /// Writes "0" into each of these open join files as its first step: v1 `tasks` (a
+    /// thread moving itself takes no global lock and waits for no RCU grace period, see
+    /// `cgroup`), or v2 `cgroup.procs` on a kernel without CLONE_INTO_CGROUP.
     Join,
-    /// Moved in by the launcher, which writes PID 1's pid into the cell's cgroup.procs files
-    /// while PID 1 builds its filesystem (v1, a cell started at its clone): the migration's
-    /// RCU grace period overlaps the set-up instead of preceding it. PID 1 waits for the
-    /// launcher's go-ahead byte on the one descriptor given as `join` before it creates its
-    /// cgroup namespace and starts the program.
-    ParentJoins,
 }
 
 /// The steps of PID 1 before it forks the program: descriptors, cgroup, mounts, hostname,
@@ -56,17 +51,11 @@ pub(super) fn init_steps(
     join: &[RawFd],
     pass: &[RawFd],
 ) -> Result<Vec<Step>, SandboxError> {
-    let (join_now, go_ahead): (&[RawFd], Option<RawFd>) = match cgroup {
-        CgroupEntry::Join => (join, None),
-        CgroupEntry::ParentJoins => (&[], join.first().copied()),
-        CgroupEntry::None | CgroupEntry::Cloned => (&[], None),
+    let join_now: &[RawFd] = match cgroup {
+        CgroupEntry::Join => join,
+        CgroupEntry::None | CgroupEntry::Cloned => &[],
     };
-    let mut keep: Vec<RawFd> = pass
-        .iter()
-        .chain(join_now)
-        .chain(&go_ahead)
-        .copied()
-        .collect();
+    let mut keep: Vec<RawFd> = pass.iter().chain(join_now).copied().collect();
     keep.sort_unstable();
     keep.dedup();
     let mut steps = vec![Step::CloseAllExcept(keep), Step::ParentDeathSignal];
@@ -81,11 +70,6 @@ pub(super) fn init_steps(
     steps.extend(mounts::filesystem_steps(spec)?);
     steps.push(Step::SetHostname(cstring(&spec.hostname)));
     steps.push(Step::LoopbackUp);
-    if let Some(fd) = go_ahead {
-        steps.push(Step::AwaitCgroup(fd));
-        steps.push(Step::Close(fd));
-        steps.push(Step::UnshareCgroupNamespace);
-    }
     Ok(steps)
 }
 
@@ -312,16 +296,16 @@ mod tests {
     use super::*;
 
     #[test]
-    fn a_cell_moved_in_by_its_launcher_waits_after_its_mounts_and_before_its_cgroup_namespace() {
+    fn a_cell_joins_its_cgroup_first_and_then_makes_its_cgroup_namespace() {
         let spec = RunSpec::new("/images/x", vec!["/bin/true".into()]);
-        let steps = labels(&init_steps(&spec, CgroupEntry::ParentJoins, &[9], &[3, 4]).unwrap());
-        let pos = |n: &str| steps.iter().position(|s| s == n).unwrap_or(usize::MAX);
-        assert_eq!(pos("join the cell's cgroup"), usize::MAX, "{steps:?}");
-        let wait = pos("wait to be moved into the cell's cgroup");
-        assert!(pos("remount /") < wait, "{steps:?}");
-        assert!(wait < pos("create cgroup namespace"), "{steps:?}");
         let joined = labels(&init_steps(&spec, CgroupEntry::Join, &[9], &[3, 4]).unwrap());
         assert_eq!(joined[2], "join the cell's cgroup", "{joined:?}");
+        assert_eq!(joined[4], "create cgroup namespace", "{joined:?}");
+        let cloned = labels(&init_steps(&spec, CgroupEntry::Cloned, &[], &[3, 4]).unwrap());
+        assert!(
+            !cloned.iter().any(|s| s == "join the cell's cgroup"),
+            "{cloned:?}"
+        );
     }
 
     #[test]

@@ -4,8 +4,9 @@
 //! Used by the launcher:
 //! - `CgroupHost::detect()` once per process (the Launcher holds it).
 //! - `CgroupHost::create_cell(&self, &CgroupLimits) -> CellCgroup` before the clone.
-//! - `CellCgroup::join_fds()` — open `cgroup.procs` files (O_WRONLY|O_CLOEXEC) that the
-//!   child writes "0" into, joining every hierarchy, before it execs anything.
+//! - `CellCgroup::join_fds()` — open join files (O_WRONLY|O_CLOEXEC; v1 `tasks`, v2
+//!   `cgroup.procs`) that the child writes "0" into, joining every hierarchy, before it
+//!   execs anything.
 //! - `CellCgroup::clone_into_fd()` — v2 only: a dir fd for clone3 CLONE_INTO_CGROUP.
 //! - `CellCgroup::activate(&mut self, &CgroupLimits)` — for a cell whose PID 1 was started
 //!   ahead of the request (warm path): the run's limits, counters restarted, from the parent.
@@ -27,7 +28,13 @@
 //! * **Names** `<creator pid>-<counter>-<random hex>` let [`CgroupHost::cleanup_stale`]
 //!   find and remove the cells of a creator that died (daemon killed with -9).
 //! * **Join**: the child writes "0" to each fd of [`CellCgroup::join_fds`]; on v2 the
-//!   launcher can instead clone3 straight into [`CellCgroup::clone_into_fd`].
+//!   launcher can instead clone3 straight into [`CellCgroup::clone_into_fd`]. On v1 the
+//!   files are `tasks`, not `cgroup.procs`: a thread that moves *itself* ("0" into `tasks`)
+//!   is the one migration the kernel does without write-locking the global
+//!   `cgroup_threadgroup_rwsem` (`cgroup_procs_write_start`, kernel >= 5.5), whose
+//!   `percpu_down_write` waits for an RCU grace period — milliseconds on the critical path
+//!   of every one-shot run. PID 1 is single-threaded when it joins, so moving its only
+//!   thread moves the process; the program it forks later is born inside.
 //! * **End**: [`CellCgroup::kill_all`] (cgroup.kill, or freeze + SIGKILL + thaw), then rmdir;
 //!   `remove` and Drop both do it, so errors and panics of the supervisor path clean up too.
 //! * **Activation** ([`activate`]): limits written, counters reset or baselined, so the
@@ -419,8 +426,12 @@ impl CellCgroup {
             cell.dirs.dirs.push((controllers, dir));
         }
         limits::apply(&cell.dirs, limits, Written::Fresh, &cell.shared.features)?;
+        let join_file = match cell.dirs.mode {
+            CgroupMode::V1 => "tasks",
+            CgroupMode::V2 => "cgroup.procs",
+        };
         for dir in cell.dirs.all() {
-            let procs = dir.join("cgroup.procs");
+            let procs = dir.join(join_file);
             let fd = OpenOptions::new()
                 .write(true)
                 .open(&procs)
@@ -460,19 +471,12 @@ impl CellCgroup {
         self.dir_fd.as_ref().map(AsFd::as_fd)
     }
 
-    /// Moves process `pid` (all its threads) into the cell, from the parent side: writes it
-    /// into every `cgroup.procs` of the cell.
+    /// Moves process `pid` (all its threads) into the cell from outside: writes it into
+    /// every `cgroup.procs` of the cell. Cells' own PID 1s join through [`Self::join_fds`]
+    /// instead; this is for processes started some other way (tests, benchmarks).
     pub fn attach(&self, pid: u32) -> Result<(), CgroupError> {
-        let text = pid.to_string();
-        for (fd, dir) in self.join.iter().zip(self.dirs.all()) {
-            let written = nix::unistd::write(fd, text.as_bytes())
-                .map_err(|e| fsio::io_error(&dir.join("cgroup.procs"), e.into()))?;
-            if written != text.len() {
-                return Err(fsio::io_error(
-                    &dir.join("cgroup.procs"),
-                    std::io::Error::other("short write"),
-                ));
-            }
+        for dir in self.dirs.all() {
+            fsio::write(&dir.join("cgroup.procs"), &pid.to_string())?;
         }
         Ok(())
     }
