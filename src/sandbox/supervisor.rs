@@ -75,7 +75,15 @@ const DRAIN_GRACE: Duration = Duration::from_secs(2);
 const EXEC_DRAIN_GRACE: Duration = Duration::from_millis(200);
 /// How long to wait for a killed cell's PID 1 to be reported dead.
 const KILL_GRACE: Duration = Duration::from_secs(10);
-const READ_CHUNK: usize = 64 * 1024;
+/// One read takes what an output pipe holds (its size, `ipc::output_pipe`).
+const READ_CHUNK: usize = 1024 * 1024;
+/// While output streams, how long to let it pile up in the pipe before the next read. A
+/// program writing in small pieces (4 KiB from `head`, a line from a print loop) otherwise
+/// wakes this loop for every piece, because the reader empties the pipe each time: 64 MiB
+/// cost ~16,000 wake-ups (poll, read, pass on) and ~40 % more wall time than the program
+/// writing to a file itself. The first read of a burst is never delayed, so a program that
+/// prints once and exits pays nothing; a 1 MiB pipe fills in less than this at 1 GB/s.
+const COALESCE: Duration = Duration::from_millis(1);
 
 struct Stream {
     fd: Option<OwnedFd>,
@@ -188,6 +196,8 @@ pub(super) fn supervise(w: Watch<'_>, on_event: &mut dyn FnMut(RunEvent<'_>)) ->
     // a program streaming output wakes this loop for every pipe buffer.
     let cpu_interval = cpu_poll_interval(w.cpu_time);
     let mut next_cpu_check = w.started;
+    // Whether the last wake-up read program output (see COALESCE).
+    let mut streaming = false;
     let pidfd = w.pidfd;
     let cgroup = w.cgroup;
     let exec_control = w.exec_control;
@@ -303,9 +313,11 @@ pub(super) fn supervise(w: Watch<'_>, on_event: &mut dyn FnMut(RunEvent<'_>)) ->
         let ready: [bool; 6] = std::array::from_fn(|i| slots[i].is_some_and(|j| readable(&fds[j])));
         drop(fds);
 
+        let mut got_output = false;
         if ready[0] {
             let (range, over) = out.read(&mut buf, w.output_limit);
             if !range.is_empty() {
+                got_output = true;
                 on_event(RunEvent::Stdout(&buf[range]));
             }
             if over {
@@ -315,6 +327,7 @@ pub(super) fn supervise(w: Watch<'_>, on_event: &mut dyn FnMut(RunEvent<'_>)) ->
         if ready[1] {
             let (range, over) = err.read(&mut buf, w.output_limit);
             if !range.is_empty() {
+                got_output = true;
                 on_event(RunEvent::Stderr(&buf[range]));
             }
             if over {
@@ -336,6 +349,11 @@ pub(super) fn supervise(w: Watch<'_>, on_event: &mut dyn FnMut(RunEvent<'_>)) ->
         if ready[5] {
             kill(KillReason::Cancelled, &mut killed, &mut killed_at);
         }
+        let still_running = reaped.is_none() && killed.is_none() && exited_at.is_none();
+        if got_output && streaming && still_running {
+            std::thread::sleep(COALESCE.min(deadline.saturating_duration_since(Instant::now())));
+        }
+        streaming = got_output;
     }
 
     let wall = exited_at.unwrap_or_else(Instant::now) - w.started;
