@@ -357,6 +357,16 @@ pub async fn list_runs(
     Caller(app): Caller,
     query: Result<Query<RunListQuery>, QueryRejection>,
 ) -> Result<Json<RunList>, ApiError> {
+    let (status, limit) = list_query(query)?;
+    let runs = state.store.list_runs(&app.name, status, limit)?;
+    Ok(Json(run_list(runs)))
+}
+
+/// A run listing's query, checked: the status filter and the limit (1 to 1000, 50 by
+/// default). Both route sets (embedded and Redis) list through it.
+pub(crate) fn list_query(
+    query: Result<Query<RunListQuery>, QueryRejection>,
+) -> Result<(Option<RunStatus>, u32), ApiError> {
     let Query(query) = query.map_err(|e| ApiError::bad_request("bad_query", e.body_text()))?;
     let limit = query.limit.unwrap_or(50);
     if !(1..=1000).contains(&limit) {
@@ -365,9 +375,12 @@ pub async fn list_runs(
             "limit must be between 1 and 1000",
         ));
     }
-    let runs = state
-        .store
-        .list_runs(&app.name, query.status, limit)?
+    Ok((query.status, limit))
+}
+
+/// The listing's body for these run records.
+pub(crate) fn run_list(rows: Vec<RunRow>) -> RunList {
+    let runs = rows
         .into_iter()
         .map(|r| RunSummary {
             id: r.id,
@@ -377,5 +390,5 @@ pub async fn list_runs(
             finished_at: r.finished_at,
         })
         .collect();
-    Ok(Json(RunList { runs }))
+    RunList { runs }
 }

@@ -17,12 +17,14 @@ use axum::{Json, Router};
 use futures_util::Stream;
 
 use super::super::auth::Caller;
-use super::super::dto::{RunFinished, RunList, RunListQuery, RunStatus, RunSummary, RunView};
+use super::super::dto::{RunFinished, RunList, RunListQuery, RunStatus, RunView};
 use super::super::error::ApiError;
 use super::super::idempotency::Attempt;
 use super::super::metrics::Rejection;
 use super::super::routes::events::{chunk_event, result_event, status_event};
-use super::super::routes::runs::{accepted, new_run_id, parse_submission, view, Submission};
+use super::super::routes::runs::{
+    accepted, list_query, new_run_id, parse_submission, run_list, view, Submission,
+};
 use super::super::state::AppState;
 use super::super::store::{now_ms, App, RunRow};
 use super::client::RedisQueue;
@@ -248,30 +250,12 @@ async fn list_runs(
     Caller(app): Caller,
     query: Result<Query<RunListQuery>, QueryRejection>,
 ) -> Result<Json<RunList>, ApiError> {
-    let Query(query) = query.map_err(|e| ApiError::bad_request("bad_query", e.body_text()))?;
-    let limit = query.limit.unwrap_or(50);
-    if !(1..=1000).contains(&limit) {
-        return Err(ApiError::bad_request(
-            "bad_query",
-            "limit must be between 1 and 1000",
-        ));
-    }
+    let (status, limit) = list_query(query)?;
     let rows: Vec<RunRow> = queue(&state)?
-        .list(&app.name, query.status, limit)
+        .list(&app.name, status, limit)
         .await
         .map_err(unavailable(&state))?;
-    Ok(Json(RunList {
-        runs: rows
-            .into_iter()
-            .map(|r| RunSummary {
-                id: r.id,
-                status: r.status,
-                verdict: r.verdict,
-                created_at: r.created_at,
-                finished_at: r.finished_at,
-            })
-            .collect(),
-    }))
+    Ok(Json(run_list(rows)))
 }
 
 /// How long DELETE waits for the worker to end a cancelled run before answering 202.
