@@ -75,14 +75,16 @@ const DRAIN_GRACE: Duration = Duration::from_secs(2);
 const EXEC_DRAIN_GRACE: Duration = Duration::from_millis(200);
 /// How long to wait for a killed cell's PID 1 to be reported dead.
 const KILL_GRACE: Duration = Duration::from_secs(10);
-/// One read takes what an output pipe holds (its size, `ipc::output_pipe`).
-const READ_CHUNK: usize = 1024 * 1024;
+/// At most this much per read: a quarter of an output pipe (`ipc::output_pipe`), so a
+/// pass-through run's buffer stays small; a full read is followed by the next at once.
+const READ_CHUNK: usize = 256 * 1024;
 /// While output streams, how long to let it pile up in the pipe before the next read. A
 /// program writing in small pieces (4 KiB from `head`, a line from a print loop) otherwise
 /// wakes this loop for every piece, because the reader empties the pipe each time: 64 MiB
 /// cost ~16,000 wake-ups (poll, read, pass on) and ~40 % more wall time than the program
 /// writing to a file itself. The first read of a burst is never delayed, so a program that
-/// prints once and exits pays nothing; a 1 MiB pipe fills in less than this at 1 GB/s.
+/// prints once and exits pays nothing, and neither is a read after one that filled the
+/// buffer (more is waiting).
 const COALESCE: Duration = Duration::from_millis(1);
 
 struct Stream {
@@ -314,10 +316,12 @@ pub(super) fn supervise(w: Watch<'_>, on_event: &mut dyn FnMut(RunEvent<'_>)) ->
         drop(fds);
 
         let mut got_output = false;
+        let mut got_full = false;
         if ready[0] {
             let (range, over) = out.read(&mut buf, w.output_limit);
             if !range.is_empty() {
                 got_output = true;
+                got_full |= range.len() == buf.len();
                 on_event(RunEvent::Stdout(&buf[range]));
             }
             if over {
@@ -328,6 +332,7 @@ pub(super) fn supervise(w: Watch<'_>, on_event: &mut dyn FnMut(RunEvent<'_>)) ->
             let (range, over) = err.read(&mut buf, w.output_limit);
             if !range.is_empty() {
                 got_output = true;
+                got_full |= range.len() == buf.len();
                 on_event(RunEvent::Stderr(&buf[range]));
             }
             if over {
@@ -350,7 +355,7 @@ pub(super) fn supervise(w: Watch<'_>, on_event: &mut dyn FnMut(RunEvent<'_>)) ->
             kill(KillReason::Cancelled, &mut killed, &mut killed_at);
         }
         let still_running = reaped.is_none() && killed.is_none() && exited_at.is_none();
-        if got_output && streaming && still_running {
+        if got_output && streaming && !got_full && still_running {
             std::thread::sleep(COALESCE.min(deadline.saturating_duration_since(Instant::now())));
         }
         streaming = got_output;
