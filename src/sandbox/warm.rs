@@ -7,7 +7,7 @@
 //!
 //! The warm pool keeps a few prepared cells per recently used [`CellShape`], refilled by a
 //! background thread, so a run of a known shape only pays for its own program: the clone,
-//! the mounts and (on cgroup v1) the RCU grace period of the cgroup join happen ahead, and
+//! the namespaces, the mounts and the cgroup join happen ahead, and
 //! the teardown happens after the answer (`janitor.rs`). Shapes unused for a while are
 //! dropped with their cells.
 
