@@ -31,7 +31,7 @@
 //!   launcher can instead clone3 straight into [`CellCgroup::clone_into_fd`]. On v1 the
 //!   files are `tasks`, not `cgroup.procs`: a thread that moves *itself* ("0" into `tasks`)
 //!   is the one migration the kernel does without write-locking the global
-//!   `cgroup_threadgroup_rwsem` (`cgroup_procs_write_start`, kernel >= 5.5), whose
+//!   `cgroup_threadgroup_rwsem` (`cgroup_procs_write_start`, in 6.1 as in 6.18), whose
 //!   `percpu_down_write` waits for an RCU grace period — milliseconds on the critical path
 //!   of every one-shot run. PID 1 is single-threaded when it joins, so moving its only
 //!   thread moves the process; the program it forks later is born inside.
