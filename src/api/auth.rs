@@ -63,24 +63,11 @@ impl KeyCache {
     /// The app owning `key`, if any.
     pub fn lookup(&self, store: &Store, key: &str) -> Result<Option<Arc<App>>, StoreError> {
         let hash = hash_key(key);
-        {
-            let entries = self.entries.lock().unwrap_or_else(|p| p.into_inner());
-            if let Some((app, at)) = entries.get(&hash) {
-                if at.elapsed() < CACHE_TTL {
-                    return Ok(Some(app.clone()));
-                }
-            }
+        if let Some(hit) = self.cached(&hash) {
+            return Ok(Some(hit));
         }
         let found = store.app_by_key_hash(&hash)?.map(Arc::new);
-        let mut entries = self.entries.lock().unwrap_or_else(|p| p.into_inner());
-        match &found {
-            Some(app) => {
-                entries.insert(hash, (app.clone(), Instant::now()));
-            }
-            None => {
-                entries.remove(&hash);
-            }
-        }
+        self.remember(&hash, found.clone());
         Ok(found)
     }
 }
