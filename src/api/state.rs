@@ -95,35 +95,45 @@ impl Shared {
         *self.shutting_down.borrow()
     }
 
+    /// 503 `shutting_down` once SIGTERM arrived: nothing new is taken then.
+    pub fn accepting(&self) -> Result<(), ApiError> {
+        if self.is_shutting_down() {
+            return Err(ApiError::unavailable(
+                "shutting_down",
+                "the daemon is shutting down",
+                self.config.retry_after_secs,
+            ));
+        }
+        Ok(())
+    }
+
+    /// 429 for an app that has its `max_concurrent` `jobs` queued or running already.
+    pub fn quota_refusal(&self, app: &App, jobs: &str) -> ApiError {
+        ApiError::quota_exceeded(
+            format!(
+                "app {:?} already has {} {jobs} queued or running",
+                app.name, app.max_concurrent
+            ),
+            self.config.retry_after_secs,
+        )
+    }
+
     /// Admission of a job of either kind (a run or a grading) into the one queue: not while
     /// shutting down (503), within the app's quota of jobs queued or running (429), with a
     /// place in the queue (503). The quota unit and the place are held by the caller until
     /// the job is queued (and the unit until it ends).
     pub fn admit(&self, app: &App) -> Result<(QuotaGuard, Reservation<'_, Job>), ApiError> {
-        let retry = self.config.retry_after_secs;
-        if self.is_shutting_down() {
-            return Err(ApiError::unavailable(
-                "shutting_down",
-                "the daemon is shutting down",
-                retry,
-            ));
-        }
+        self.accepting()?;
         let Some(quota) = self.quotas.try_acquire(&app.name, app.max_concurrent) else {
             self.metrics.rejected(Rejection::Quota);
-            return Err(ApiError::quota_exceeded(
-                format!(
-                    "app {:?} already has {} runs or gradings queued or running",
-                    app.name, app.max_concurrent
-                ),
-                retry,
-            ));
+            return Err(self.quota_refusal(app, "runs or gradings"));
         };
         let Some(place) = self.queue.reserve() else {
             self.metrics.rejected(Rejection::QueueFull);
             return Err(ApiError::unavailable(
                 "queue_full",
                 "the job queue is full",
-                retry,
+                self.config.retry_after_secs,
             ));
         };
         Ok((quota, place))

@@ -192,13 +192,7 @@ impl CellRegistry {
         let launcher = self.launcher()?;
         let c = &shared.config.cells;
         let retry = shared.config.retry_after_secs;
-        if shared.is_shutting_down() {
-            return Err(ApiError::unavailable(
-                "shutting_down",
-                "the daemon is shutting down",
-                retry,
-            ));
-        }
+        shared.accepting()?;
         let idle_timeout = seconds(
             "idle_timeout",
             request.idle_timeout,
@@ -281,15 +275,8 @@ impl CellRegistry {
         if lock(&entry.cell).is_none() {
             return Err(gone(&entry.id, "ended"));
         }
-        let retry = shared.config.retry_after_secs;
         let Some(quota) = shared.quotas.try_acquire(&app.name, app.max_concurrent) else {
-            return Err(ApiError::quota_exceeded(
-                format!(
-                    "app {:?} already has {} jobs queued or running",
-                    app.name, app.max_concurrent
-                ),
-                retry,
-            ));
+            return Err(shared.quota_refusal(app, "jobs"));
         };
         let n = entry.next_exec.fetch_add(1, Ordering::AcqRel) + 1;
         let live = LiveRun::new(format!("{}.{n}", entry.id), app.name.clone(), quota)

@@ -23,13 +23,7 @@ pub async fn healthz() -> Json<Health> {
 #[utoipa::path(get, path = "/readyz", tag = "meta",
     responses((status = 200, body = Health), (status = 503, body = ErrorBody)), security(()))]
 pub async fn readyz(State(state): State<AppState>) -> Result<Json<Health>, ApiError> {
-    if state.is_shutting_down() {
-        return Err(ApiError::unavailable(
-            "shutting_down",
-            "the daemon is shutting down",
-            state.config.retry_after_secs,
-        ));
-    }
+    state.accepting()?;
     Ok(Json(Health {
         status: "ready".into(),
     }))

@@ -104,13 +104,7 @@ async fn create_run(
         attempt,
     } = parse_submission(&state, &app, &headers, body).await?;
     let image = prepared.image;
-    if state.is_shutting_down() {
-        return Err(ApiError::unavailable(
-            "shutting_down",
-            "the daemon is shutting down",
-            state.config.retry_after_secs,
-        ));
-    }
+    state.accepting()?;
     let nodes = q.nodes().await.map_err(unavailable(&state))?;
     if !someone_has(&nodes, &image) {
         return Err(ApiError::unprocessable(
@@ -125,13 +119,7 @@ async fn create_run(
         .map_err(unavailable(&state))?
     {
         state.metrics.rejected(Rejection::Quota);
-        return Err(ApiError::quota_exceeded(
-            format!(
-                "app {:?} already has {} runs queued or running",
-                app.name, app.max_concurrent
-            ),
-            retry,
-        ));
+        return Err(state.quota_refusal(&app, "runs"));
     }
     let id = new_run_id();
     if let Some(a) = &attempt {
