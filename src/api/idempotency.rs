@@ -131,14 +131,19 @@ pub fn claim(
     match found {
         None => Ok(Claim::New),
         Some((id, hash)) if hash == attempt.body_hash => Ok(Claim::Replay(id)),
-        Some((id, _)) => Err(ApiError::unprocessable(
-            "idempotency_key_reused",
-            format!(
-                "Idempotency-Key {:?} was used for {id} with a different body",
-                attempt.key
-            ),
-        )),
+        Some((id, _)) => Err(key_reused(attempt, &id)),
     }
+}
+
+/// 422 for a key already bound to `id` through a request with another body.
+pub fn key_reused(attempt: &Attempt, id: &str) -> ApiError {
+    ApiError::unprocessable(
+        "idempotency_key_reused",
+        format!(
+            "Idempotency-Key {:?} was used for {id} with a different body",
+            attempt.key
+        ),
+    )
 }
 
 /// Unbinds a key whose request failed after [`claim`] (so a retry may use it).

@@ -19,7 +19,7 @@ use futures_util::Stream;
 use super::super::auth::Caller;
 use super::super::dto::{RunFinished, RunList, RunListQuery, RunStatus, RunView};
 use super::super::error::ApiError;
-use super::super::idempotency::Attempt;
+use super::super::idempotency::{key_reused, Attempt};
 use super::super::metrics::Rejection;
 use super::super::routes::events::{chunk_event, result_event, status_event};
 use super::super::routes::runs::{
@@ -162,13 +162,7 @@ async fn replay(
     wait: bool,
 ) -> Result<Response, ApiError> {
     if hash != attempt.body_hash {
-        return Err(ApiError::unprocessable(
-            "idempotency_key_reused",
-            format!(
-                "Idempotency-Key {:?} was used for {id} with a different body",
-                attempt.key
-            ),
-        ));
+        return Err(key_reused(attempt, &id));
     }
     if wait {
         return Ok(Json(wait_result(state, q, &id).await?).into_response());
