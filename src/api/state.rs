@@ -107,6 +107,27 @@ impl Shared {
         Ok(())
     }
 
+    /// Whether the app `caller` may see what `owner` owns: its own, or anything without auth.
+    pub fn may_see(&self, owner: &str, caller: &str) -> bool {
+        !self.config.auth || owner == caller
+    }
+
+    /// 403 unless `caller` [may see](Self::may_see) the `what` `id`, which `owner` owns.
+    pub fn check_owner(
+        &self,
+        what: &str,
+        id: &str,
+        owner: &str,
+        caller: &str,
+    ) -> Result<(), ApiError> {
+        if !self.may_see(owner, caller) {
+            return Err(ApiError::forbidden(format!(
+                "{what} {id:?} belongs to another app"
+            )));
+        }
+        Ok(())
+    }
+
     /// 429 for an app that has its `max_concurrent` `jobs` queued or running already.
     pub fn quota_refusal(&self, app: &App, jobs: &str) -> ApiError {
         ApiError::quota_exceeded(

@@ -335,11 +335,7 @@ fn owned_grading(state: &AppState, caller: &Caller, id: &str) -> Result<Arc<Grad
         .gradings
         .get(id)
         .ok_or_else(|| ApiError::not_found(format!("no grading {id:?}")))?;
-    if state.config.auth && grading.app != caller.0.name {
-        return Err(ApiError::forbidden(format!(
-            "grading {id:?} belongs to another app"
-        )));
-    }
+    state.check_owner("grading", id, &grading.app, &caller.0.name)?;
     Ok(grading)
 }
 
@@ -368,11 +364,7 @@ pub async fn get_grading(
             offload::blocking(move || records::get(&store, &lookup).map_err(ApiError::from))
                 .await?
                 .ok_or_else(|| ApiError::not_found(format!("no grading {id:?}")))?;
-        if state.config.auth && record.app != caller.0.name {
-            return Err(ApiError::forbidden(format!(
-                "grading {id:?} belongs to another app"
-            )));
-        }
+        state.check_owner("grading", &id, &record.app, &caller.0.name)?;
         return Ok(Json(GradingView {
             id,
             status: record.status,

@@ -239,11 +239,7 @@ fn owned_run(state: &AppState, app: &str, id: &str) -> Result<RunRow, ApiError> 
         .store
         .get_run(id)?
         .ok_or_else(|| ApiError::not_found(format!("no run {id:?}")))?;
-    if state.config.auth && row.app != app {
-        return Err(ApiError::forbidden(format!(
-            "run {id:?} belongs to another app"
-        )));
-    }
+    state.check_owner("run", id, &row.app, app)?;
     Ok(row)
 }
 

@@ -211,11 +211,7 @@ async fn owned(state: &AppState, app: &str, id: &str) -> Result<RunRecord, ApiEr
         .await
         .map_err(unavailable(state))?
         .ok_or_else(|| ApiError::not_found(format!("no run {id:?}")))?;
-    if state.config.auth && rec.row.app != app {
-        return Err(ApiError::forbidden(format!(
-            "run {id:?} belongs to another app"
-        )));
-    }
+    state.check_owner("run", id, &rec.row.app, app)?;
     Ok(rec)
 }
 

@@ -101,7 +101,7 @@ fn load(
     else {
         return Ok(None);
     };
-    if state.config.auth && row.app != app.name {
+    if !state.may_see(&row.app, &app.name) {
         return Ok(None);
     }
     let record = record::get(&state.store, &id).map_err(crate::api::error::ApiError::from)?;
