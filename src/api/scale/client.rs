@@ -133,13 +133,8 @@ impl RedisQueue {
             .arg(created_at - (self.ttl_secs as i64) * 1000)
             .ignore()
             .expire(keys::app_runs(app), self.ttl_secs as i64)
-            .ignore()
-            .cmd("XADD")
-            .arg(keys::RUNS_STREAM)
-            .arg("*")
-            .arg("id")
-            .arg(id)
             .ignore();
+        keys::enqueue(&mut pipe, id);
         let mut conn = self.conn();
         timed(pipe.query_async::<()>(&mut conn), COMMAND_TIMEOUT).await
     }

@@ -19,6 +19,16 @@ pub fn ack(pipe: &mut redis::Pipeline, entry: &str) {
         .ignore();
 }
 
+/// Queues run `id`: a new entry on the runs stream (any worker node may take it).
+pub fn enqueue(pipe: &mut redis::Pipeline, id: &str) {
+    pipe.cmd("XADD")
+        .arg(RUNS_STREAM)
+        .arg("*")
+        .arg("id")
+        .arg(id)
+        .ignore();
+}
+
 /// A run's record (hash).
 pub fn run(id: &str) -> String {
     format!("sandcell:run:{id}")

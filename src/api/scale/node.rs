@@ -255,10 +255,7 @@ impl Node {
         let reply = match read {
             Ok(r) => r,
             // Redis came back empty (no persistence): the stream and group are made again.
-            Err(e) if e.code() == Some("NOGROUP") => match ensure_group_cmd().query::<()>(conn) {
-                Err(e) if !is_busygroup(&e) => return Err(e.into()),
-                _ => return Ok(()),
-            },
+            Err(e) if e.code() == Some("NOGROUP") => return ensure_group(conn),
             Err(e) => return Err(e.into()),
         };
         let Some(reply) = reply else { return Ok(()) };
@@ -316,7 +313,6 @@ impl Node {
         })?;
         self.lock_running().insert(id.to_string(), cancel.clone());
         self.busy.fetch_add(1, Ordering::AcqRel);
-        let events_key = keys::events(id);
         let mut on_event = |event: RunEvent<'_>| {
             let (kind, bytes) = match event {
                 RunEvent::Started => return,
@@ -324,14 +320,9 @@ impl Node {
                 RunEvent::Stderr(b) => ("stderr", b),
             };
             // Output is best effort (the result carries it all): a failed append is dropped.
-            let _: Result<(), _> = redis::cmd("XADD")
-                .arg(&events_key)
-                .arg("*")
-                .arg(super::events::KIND)
-                .arg(kind)
-                .arg(super::events::DATA)
-                .arg(bytes)
-                .query(conn);
+            let mut pipe = redis::pipe();
+            add(&mut pipe, id, kind, bytes);
+            let _: Result<(), _> = pipe.query(conn);
         };
         let (result, compile) = match &work {
             Work::Command(spec) => (self.launcher.run(spec, &mut on_event, Some(&cancel)), None),

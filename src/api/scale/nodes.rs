@@ -6,8 +6,6 @@ use std::time::{Duration, Instant};
 
 use serde::Serialize;
 
-use super::keys;
-
 /// How long an API node reuses what it read.
 pub const REFRESH: Duration = Duration::from_secs(1);
 
@@ -78,9 +76,4 @@ impl NodeCache {
 /// True if some node in `nodes` advertises `image`.
 pub fn someone_has(nodes: &[NodeInfo], image: &str) -> bool {
     nodes.iter().any(|n| n.images.iter().any(|i| i == image))
-}
-
-/// The key of a node's heartbeat (re-exported for readers).
-pub fn key(name: &str) -> String {
-    keys::node(name)
 }

@@ -62,14 +62,8 @@ pub fn recover(
         match outcome {
             Outcome::Gone => {}
             Outcome::Requeued => {
-                pipe.hdel(&key, record::WORKER)
-                    .ignore()
-                    .cmd("XADD")
-                    .arg(keys::RUNS_STREAM)
-                    .arg("*")
-                    .arg("id")
-                    .arg(run_id)
-                    .ignore();
+                pipe.hdel(&key, record::WORKER).ignore();
+                keys::enqueue(pipe, run_id);
             }
             Outcome::Lost => {
                 let app = rec.as_ref().map_or("", |r| r.row.app.as_str());
