@@ -195,13 +195,13 @@ fn bind_local(path: &std::path::Path) -> std::io::Result<tokio::net::UnixListene
     Ok(listener)
 }
 
-/// Runs the daemon until SIGTERM/SIGINT.
-pub fn serve(config: ServeConfig) -> Result<(), ServeError> {
-    config.check()?;
-    // The launcher and the workers exist before (and outside) the tokio runtime. Cells are
-    // cloned by a spawner process (this executable), prepared ahead per shape; pooled cell
-    // cgroups (v1) cover the running and the prepared cells. Runs, gradings' tests, compile
-    // steps and checkers share `workers` cell permits: never more cells than workers.
+/// The launcher of a daemon or a worker node. Cells are cloned by a spawner process (this
+/// executable), prepared ahead per shape; pooled cell cgroups (v1) cover the running and the
+/// prepared cells. Runs, gradings' tests, compile steps and checkers share `workers` cell
+/// permits: never more cells than workers. Cgroups are detected at once, before any worker
+/// exists (v2 may have to move this process into a leaf cgroup), which also removes the cells
+/// of a previous process killed with -9.
+pub(crate) fn daemon_launcher(config: &ServeConfig) -> Result<Arc<Launcher>, SandboxError> {
     let warm_cells = config.warm_cells.unwrap_or(config.workers);
     let launcher = Arc::new(Launcher::new(LauncherConfig {
         cgroup_pool: config.workers + 2 * warm_cells,
@@ -210,9 +210,15 @@ pub fn serve(config: ServeConfig) -> Result<(), ServeError> {
         max_cells: Some(config.workers.max(1)),
         ..LauncherConfig::default()
     })?);
-    // Detect cgroups now, before any worker exists (v2 may have to move this process into
-    // a leaf cgroup), which also removes the cells of a previous daemon killed with -9.
     let _ = launcher.cgroups();
+    Ok(launcher)
+}
+
+/// Runs the daemon until SIGTERM/SIGINT.
+pub fn serve(config: ServeConfig) -> Result<(), ServeError> {
+    config.check()?;
+    // The launcher and the workers exist before (and outside) the tokio runtime.
+    let launcher = daemon_launcher(&config)?;
     let store = Store::open(&config.state_dir)?;
     super::playground::anonymous::check_app(&config, &store)?;
     let workers = config.workers;

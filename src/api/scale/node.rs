@@ -8,7 +8,6 @@
 //! is acknowledged and skipped.
 
 use std::collections::HashMap;
-use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -20,6 +19,7 @@ use super::super::config::ServeConfig;
 use super::super::dto::{RunRequest, RunStatus};
 use super::super::images::ImageCatalog;
 use super::super::prepare::{prepare, Work};
+use super::super::server::daemon_launcher;
 use super::super::store::now_ms;
 use super::super::worker::run_source_job;
 use super::client::{ensure_group_cmd, is_busygroup, BLOCK, COMMAND_TIMEOUT};
@@ -28,7 +28,7 @@ use super::events::{add, Ending};
 use super::record::{self, RunRecord};
 use super::{apps, keys, reclaim};
 use crate::result::RunResult;
-use crate::sandbox::{CancelToken, Launcher, LauncherConfig, RunEvent, SandboxError};
+use crate::sandbox::{CancelToken, Launcher, RunEvent, SandboxError};
 
 /// How long a heartbeat key lives; a node not heard of for this long is gone.
 pub const HEARTBEAT_TTL: Duration = Duration::from_secs(10);
@@ -106,16 +106,7 @@ pub fn run(config: NodeConfig) -> Result<(), NodeError> {
     signals.add(Signal::SIGINT);
     signals.thread_block()?;
     let serve = &config.serve;
-    let warm_cells = serve.warm_cells.unwrap_or(serve.workers);
-    let launcher = Arc::new(Launcher::new(LauncherConfig {
-        cgroup_pool: serve.workers + 2 * warm_cells,
-        spawner: Some(PathBuf::from("/proc/self/exe")),
-        warm_cells,
-        max_cells: Some(serve.workers.max(1)),
-        ..LauncherConfig::default()
-    })?);
-    // Detects cgroups and removes the cells of a previous process of this node.
-    let _ = launcher.cgroups();
+    let launcher = daemon_launcher(serve)?;
     let node = Arc::new(Node {
         catalog: ImageCatalog::from_config(serve).with_store(&serve.state_dir),
         client: redis::Client::open(config.url.as_str()).map_err(QueueError::from)?,
