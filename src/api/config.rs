@@ -244,6 +244,18 @@ impl ServeConfig {
             .unwrap_or_else(|| self.state_dir.join("api.sock"))
     }
 
+    /// The configuration of `file` (defaults without one) with `overrides` put over it,
+    /// checked: what `serve` and `worker` start from.
+    pub fn load(file: Option<&Path>, overrides: Overrides) -> Result<ServeConfig, ConfigError> {
+        let mut config = match file {
+            Some(path) => ServeConfig::from_file(path)?,
+            None => ServeConfig::default(),
+        };
+        config.apply(overrides);
+        config.check()?;
+        Ok(config)
+    }
+
     /// Reads a TOML file (all keys optional).
     pub fn from_file(path: &Path) -> Result<ServeConfig, ConfigError> {
         let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {

@@ -74,28 +74,25 @@ pub struct ServeArgs {
 
 /// The configuration these arguments describe.
 pub fn config_from(args: ServeArgs) -> Result<ServeConfig, crate::api::config::ConfigError> {
-    let mut config = match &args.config {
-        Some(path) => ServeConfig::from_file(path)?,
-        None => ServeConfig::default(),
-    };
-    config.apply(Overrides {
-        listen: args.listen,
-        state_dir: args.state_dir,
-        workers: args.workers,
-        max_queue: args.max_queue,
-        warm_cells: args.warm_cells,
-        body_limit: args.body_limit,
-        limits_policy: args.limits_policy,
-        allow_degraded: args.allow_degraded,
-        no_auth: args.no_auth,
-        shutdown_grace_secs: args.shutdown_grace,
-        images: args.images,
-        playground: args.playground,
-        playground_app: args.playground_app,
-        queue: args.queue,
-    });
-    config.check()?;
-    Ok(config)
+    ServeConfig::load(
+        args.config.as_deref(),
+        Overrides {
+            listen: args.listen,
+            state_dir: args.state_dir,
+            workers: args.workers,
+            max_queue: args.max_queue,
+            warm_cells: args.warm_cells,
+            body_limit: args.body_limit,
+            limits_policy: args.limits_policy,
+            allow_degraded: args.allow_degraded,
+            no_auth: args.no_auth,
+            shutdown_grace_secs: args.shutdown_grace,
+            images: args.images,
+            playground: args.playground,
+            playground_app: args.playground_app,
+            queue: args.queue,
+        },
+    )
 }
 
 pub fn main(args: ServeArgs) -> i32 {

@@ -43,28 +43,24 @@ fn host_name() -> String {
 }
 
 pub fn main(args: WorkerArgs) -> i32 {
-    let mut serve = match &args.config {
-        Some(path) => match ServeConfig::from_file(path) {
-            Ok(c) => c,
-            Err(e) => {
-                super::error_line(e);
-                return super::EXIT_USAGE;
-            }
+    let loaded = ServeConfig::load(
+        args.config.as_deref(),
+        Overrides {
+            state_dir: args.state_dir,
+            workers: args.workers,
+            warm_cells: args.warm_cells,
+            allow_degraded: args.allow_degraded,
+            images: args.images,
+            ..Overrides::default()
         },
-        None => ServeConfig::default(),
+    );
+    let serve = match loaded {
+        Ok(c) => c,
+        Err(e) => {
+            super::error_line(e);
+            return super::EXIT_USAGE;
+        }
     };
-    serve.apply(Overrides {
-        state_dir: args.state_dir,
-        workers: args.workers,
-        warm_cells: args.warm_cells,
-        allow_degraded: args.allow_degraded,
-        images: args.images,
-        ..Overrides::default()
-    });
-    if let Err(e) = serve.check() {
-        super::error_line(e);
-        return super::EXIT_USAGE;
-    }
     let config = NodeConfig {
         url: args.queue,
         name: args.name.unwrap_or_else(host_name),
