@@ -16,6 +16,7 @@ mod api_support;
 mod common;
 mod grade_support;
 
+use std::ffi::OsStr;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
@@ -135,17 +136,17 @@ fn the_playground_in_chromium() {
 
     // Anonymous runs as the app "playground": one run at a time, 10 s, 256 MiB.
     let anon_dir = state_dir(&images);
-    let out = api_support::sandcell()
-        .args(["app", "create", "playground", "--max-concurrent", "1"])
-        .args(["--max-wall-time", "10s", "--max-memory", "256M"])
-        .arg("--state-dir")
-        .arg(anon_dir.path())
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
+    api_support::create_app_in(
+        "playground",
+        1,
+        [
+            OsStr::new("--max-wall-time"),
+            OsStr::new("10s"),
+            OsStr::new("--max-memory"),
+            OsStr::new("256M"),
+            OsStr::new("--state-dir"),
+            anon_dir.path().as_os_str(),
+        ],
     );
     let anon = Daemon::start(
         anon_dir.path(),

@@ -2,24 +2,36 @@
 //! temporary state dir, and a tiny HTTP/1.1 client over std TcpStream.
 #![allow(dead_code)]
 
+use std::ffi::OsStr;
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Stdio};
 use std::sync::{mpsc, Arc, Mutex};
 use std::time::{Duration, Instant};
 
-pub fn sandcell() -> Command {
-    Command::new(env!("CARGO_BIN_EXE_sandcell"))
-}
+pub use crate::common::sandcell;
 
 /// Creates an app in `state_dir` and returns its key.
 pub fn create_app(state_dir: &Path, name: &str, max_concurrent: u32) -> String {
+    create_app_in(
+        name,
+        max_concurrent,
+        [OsStr::new("--state-dir"), state_dir.as_os_str()],
+    )
+}
+
+/// `sandcell app create NAME --max-concurrent N WHERE...`: the key. WHERE says where apps
+/// live (`--state-dir DIR`, or `--queue URL`) and may add the app's maxima.
+pub fn create_app_in<S: AsRef<OsStr>>(
+    name: &str,
+    max_concurrent: u32,
+    r#where: impl IntoIterator<Item = S>,
+) -> String {
     let out = sandcell()
         .args(["app", "create", name, "--max-concurrent"])
         .arg(max_concurrent.to_string())
-        .arg("--state-dir")
-        .arg(state_dir)
+        .args(r#where)
         .output()
         .expect("run sandcell app create");
     assert!(
@@ -55,6 +67,25 @@ pub fn follow_log(
     });
     let found = rx.recv_timeout(Duration::from_secs(30)).ok();
     (log, found)
+}
+
+/// SIGTERM, then waits for the exit status; SIGKILL after `within`.
+pub fn terminate(child: &mut Child, within: Duration) -> std::process::ExitStatus {
+    let _ = nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(child.id() as i32),
+        nix::sys::signal::Signal::SIGTERM,
+    );
+    let deadline = Instant::now() + within;
+    loop {
+        if let Ok(Some(status)) = child.try_wait() {
+            return status;
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            return child.wait().unwrap();
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
 }
 
 /// A running daemon; SIGTERM and wait on drop.
@@ -124,21 +155,7 @@ impl Daemon {
     }
 
     fn terminate(&mut self) -> std::process::ExitStatus {
-        let _ = nix::sys::signal::kill(
-            nix::unistd::Pid::from_raw(self.child.id() as i32),
-            nix::sys::signal::Signal::SIGTERM,
-        );
-        let deadline = Instant::now() + Duration::from_secs(30);
-        loop {
-            if let Ok(Some(status)) = self.child.try_wait() {
-                return status;
-            }
-            if Instant::now() > deadline {
-                let _ = self.child.kill();
-                return self.child.wait().unwrap();
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        }
+        terminate(&mut self.child, Duration::from_secs(30))
     }
 
     pub fn request(

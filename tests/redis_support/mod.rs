@@ -109,18 +109,7 @@ impl Drop for Redis {
 
 /// `sandcell app create NAME --queue URL`: the key.
 pub fn create_app(url: &str, name: &str, max_concurrent: u32) -> String {
-    let out = Command::new(env!("CARGO_BIN_EXE_sandcell"))
-        .args(["app", "create", name, "--max-concurrent"])
-        .arg(max_concurrent.to_string())
-        .args(["--queue", url])
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8(out.stdout).unwrap().trim().to_string()
+    crate::api_support::create_app_in(name, max_concurrent, ["--queue", url])
 }
 
 /// A `sandcell worker` process.
@@ -187,22 +176,7 @@ impl Worker {
     }
 
     fn terminate(&mut self) {
-        let _ = nix::sys::signal::kill(
-            nix::unistd::Pid::from_raw(self.child.id() as i32),
-            nix::sys::signal::Signal::SIGTERM,
-        );
-        let deadline = Instant::now() + Duration::from_secs(60);
-        loop {
-            if let Ok(Some(_)) = self.child.try_wait() {
-                return;
-            }
-            if Instant::now() > deadline {
-                let _ = self.child.kill();
-                let _ = self.child.wait();
-                return;
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        }
+        crate::api_support::terminate(&mut self.child, Duration::from_secs(60));
     }
 }
 
