@@ -245,6 +245,84 @@ fn the_child_joins_by_writing_zero_to_the_join_files() {
     cell.remove().unwrap();
 }
 
+/// The cells directory of the hierarchy that holds `controller` and none of the controllers
+/// a cell always needs (v1 `cpu` when mounted alone), if the host has one.
+fn lone_hierarchy_cells_dir(host: &CgroupHost, controller: &str) -> Option<PathBuf> {
+    let json = host.describe();
+    json["hierarchies"].as_array()?.iter().find_map(|h| {
+        let controllers: Vec<&str> = h["controllers"]
+            .as_array()?
+            .iter()
+            .filter_map(|c| c.as_str())
+            .collect();
+        let dir = h["cells_dir"].as_str()?;
+        (controllers == [controller]).then(|| PathBuf::from(dir))
+    })
+}
+
+#[test]
+fn a_run_cell_has_only_the_hierarchies_its_limits_use() {
+    let Some(host) = host() else { return };
+    let _g = CELLS.read().unwrap();
+    let lone_cpu = lone_hierarchy_cells_dir(&host, "cpu");
+    if host.mode() == CgroupMode::V1 {
+        assert!(
+            lone_cpu.is_some(),
+            "this v1 host mounts cpu alone: {}",
+            host.describe()
+        );
+    }
+    let in_cpu = |cell: &CellCgroup| {
+        lone_cpu.as_ref().is_some_and(|cpu| {
+            cell.dirs()
+                .iter()
+                .any(|d| d.parent() == Some(cpu.as_path()))
+        })
+    };
+
+    // Without a cpus limit: no `cpu` directory; the run's usage is still measured.
+    let mut cell = host
+        .create_run_cell(&limits(Some(64 << 20), Some(16), None))
+        .unwrap();
+    assert!(!in_cpu(&cell), "{:?}", cell.dirs());
+    let out = run_in(
+        &cell,
+        &[
+            "sh",
+            "-c",
+            "i=0; while [ $i -lt 20000 ]; do i=$((i+1)); done",
+        ],
+    );
+    assert!(out.status.success(), "{out:?}");
+    assert!(cell.cpu_usage().is_some_and(|t| t > Duration::ZERO));
+    assert!(cell.memory_peak().is_some_and(|b| b > 0));
+    // It cannot be given a cpus limit later: it has nowhere to write it.
+    let refused = cell.activate(&limits(None, None, Some(0.5)));
+    if lone_cpu.is_some() {
+        let e = refused.expect_err("a fixed cell without a cpu directory took a cpus limit");
+        assert!(e.to_string().contains("fixed limits"), "{e}");
+    } else {
+        refused.unwrap();
+    }
+    let dirs: Vec<PathBuf> = cell.dirs().iter().map(|d| d.to_path_buf()).collect();
+    cell.remove().unwrap();
+    for d in dirs {
+        assert!(!d.exists(), "{d:?} left behind");
+    }
+
+    // With one: the quota is written where the kernel enforces it.
+    let cell = host
+        .create_run_cell(&limits(None, None, Some(0.5)))
+        .unwrap();
+    if lone_cpu.is_some() {
+        assert!(in_cpu(&cell), "{:?}", cell.dirs());
+        assert_eq!(cell_file(&cell, "cpu.cfs_quota_us"), "50000");
+    } else {
+        assert_eq!(cell_file(&cell, "cpu.max"), "50000 100000");
+    }
+    cell.remove().unwrap();
+}
+
 #[test]
 fn drop_after_a_panic_kills_and_removes_the_cell() {
     let Some(host) = host() else { return };

@@ -395,7 +395,7 @@ impl Launcher {
     ) -> Result<RunResult, SandboxError> {
         let policy = seccomp::compile(&spec.seccomp)?;
         let cgroup = match self.cgroups() {
-            Some(host) if wants_cgroup(spec) => Some(host.create_cell(&cgroup_limits(spec))?),
+            Some(host) if wants_cgroup(spec) => Some(host.create_run_cell(&cgroup_limits(spec))?),
             _ => None,
         };
 

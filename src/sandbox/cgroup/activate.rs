@@ -11,7 +11,7 @@
 
 use super::counters::Counter;
 use super::limits::{self, Written};
-use super::{usage, CellCgroup, CgroupError, CgroupLimits, CgroupMode};
+use super::{usage, CellCgroup, CgroupError, CgroupLimits, CgroupMode, Coverage};
 
 impl CellCgroup {
     /// Prepares the cell for a run that starts now, from the parent, also while processes
@@ -28,6 +28,12 @@ impl CellCgroup {
     /// cell's state is unknown: it is not reused, and a retry rewrites every limit.
     pub fn activate(&mut self, limits: &CgroupLimits) -> Result<(), CgroupError> {
         limits::validate(limits)?;
+        if !self.covers(limits) {
+            return Err(CgroupError::InvalidLimit(format!(
+                "cell {} was made for fixed limits and has no directory for {limits:?}",
+                self.name
+            )));
+        }
         // None (unknown) until everything below has worked.
         let before = self.limits.take();
         self.restart_counters()?;
@@ -35,6 +41,22 @@ impl CellCgroup {
         limits::apply(&self.dirs, limits, written, &self.shared.features)?;
         self.limits = Some(limits.clone());
         Ok(())
+    }
+
+    /// Whether the cell has a directory in every hierarchy `limits` use.
+    fn covers(&self, limits: &CgroupLimits) -> bool {
+        self.coverage == Coverage::All
+            || self
+                .shared
+                .layout
+                .hierarchies
+                .iter()
+                .filter(|h| Coverage::Fixed.includes(&h.controllers, limits))
+                .all(|h| {
+                    self.dirs
+                        .all()
+                        .any(|d| d.parent() == Some(h.cells.as_path()))
+                })
     }
 
     /// Resets the resettable counters and takes baselines of the others (the memory

@@ -103,6 +103,16 @@ pub(super) fn rmdir_tree(dir: &Path) -> Result<(), CgroupError> {
     Ok(())
 }
 
+/// One rmdir of `dir`: true if it is gone now (removed, or already absent); false if it
+/// holds processes or child cgroups (EBUSY) or could not be removed for another reason (the
+/// caller then kills and retries with [`rmdir_tree`], which reports the error).
+pub(super) fn rmdir_if_empty(dir: &Path) -> bool {
+    match std::fs::remove_dir(dir) {
+        Ok(()) => true,
+        Err(e) => e.kind() == ErrorKind::NotFound,
+    }
+}
+
 fn rmdir_retry(dir: &Path) -> Result<(), CgroupError> {
     let start = Instant::now();
     let mut pause = Duration::from_micros(50);

@@ -3,7 +3,8 @@
 //!
 //! Used by the launcher:
 //! - `CgroupHost::detect()` once per process (the Launcher holds it).
-//! - `CgroupHost::create_cell(&self, &CgroupLimits) -> CellCgroup` before the clone.
+//! - `CgroupHost::create_cell(&self, &CgroupLimits) -> CellCgroup` before the clone, or
+//!   `create_run_cell` for a cell whose limits never change (the one-shot CLI's).
 //! - `CellCgroup::join_fds()` — open join files (O_WRONLY|O_CLOEXEC; v1 `tasks`, v2
 //!   `cgroup.procs`) that the child writes "0" into, joining every hierarchy, before it
 //!   execs anything.
@@ -35,8 +36,15 @@
 //!   `percpu_down_write` waits for an RCU grace period — milliseconds on the critical path
 //!   of every one-shot run. PID 1 is single-threaded when it joins, so moving its only
 //!   thread moves the process; the program it forks later is born inside.
-//! * **End**: [`CellCgroup::kill_all`] (cgroup.kill, or freeze + SIGKILL + thaw), then rmdir;
+//! * **End**: rmdir. A cell's PID 1 is reaped by then, and with it every process of its pid
+//!   namespace, so the directories are normally empty and go at once; a directory that is
+//!   not (EBUSY) gets [`CellCgroup::kill_all`] (cgroup.kill, or freeze + SIGKILL + thaw) and
+//!   then rmdir again. A pooled cell is always emptied by `kill_all` before it is parked.
 //!   `remove` and Drop both do it, so errors and panics of the supervisor path clean up too.
+//! * **Which hierarchies**: a cell that may be activated with other limits later (pooled
+//!   and pre-started cells) gets every hierarchy; a cell made for one run's fixed limits
+//!   ([`CgroupHost::create_run_cell`]) only those its limits use — on v1 no `cpu`
+//!   directory without a cpus limit (each directory costs a mkdir and an rmdir, ~0.1 ms).
 //! * **Activation** ([`activate`]): limits written, counters reset or baselined, so the
 //!   readings describe the run from then on; used by the pool and by pre-started cells.
 //! * **Pool** (optional, [`CgroupHost::with_pool`]): a few finished cells are reused, see
@@ -259,7 +267,19 @@ impl CgroupHost {
                 }
             }
         }
-        CellCgroup::create(Arc::clone(&self.shared), limits)
+        CellCgroup::create(Arc::clone(&self.shared), limits, Coverage::All)
+    }
+
+    /// A cell for one run whose limits never change (the one-shot CLI's): from the pool when
+    /// there is one, else a fresh cell in only the hierarchies `limits` use (see
+    /// [`Coverage::Fixed`]); it refuses [`CellCgroup::activate`] with limits that need
+    /// another.
+    pub fn create_run_cell(&self, limits: &CgroupLimits) -> Result<CellCgroup, CgroupError> {
+        if self.shared.pool.is_some() {
+            return self.create_cell(limits);
+        }
+        limits::validate(limits)?;
+        CellCgroup::create(Arc::clone(&self.shared), limits, Coverage::Fixed)
     }
 
     /// Kills and removes the cells whose creator process is gone (a daemon killed with -9).
@@ -280,7 +300,7 @@ impl CgroupHost {
         }
         let mut removed = 0;
         for name in stale {
-            let dirs = CellDirs::of(&self.shared.layout, &name);
+            let dirs = CellDirs::of(&self.shared.layout, &name, Coverage::All, &limits_none());
             let killed = kill::kill_all(&dirs, &self.shared.features);
             let gone = dirs.all().try_for_each(fsio::rmdir_tree);
             match (killed, gone) {
@@ -337,6 +357,35 @@ impl Drop for CgroupHost {
     }
 }
 
+fn limits_none() -> CgroupLimits {
+    CgroupLimits::default()
+}
+
+/// Which of the host's hierarchies a cell has a directory in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Coverage {
+    /// Every hierarchy: the cell may be activated later with any limits (pooled and
+    /// pre-started cells).
+    All,
+    /// The hierarchies of the controllers its limits use: always memory, pids, cpuacct and
+    /// freezer (usage, OOM kills, CPU time, killing), `cpu` only with a cpus limit. For a
+    /// cell whose limits never change.
+    Fixed,
+}
+
+impl Coverage {
+    /// Whether a cell of this coverage, made for `made_for`, has a directory in a hierarchy
+    /// of `controllers`.
+    fn includes(self, controllers: &[&str], made_for: &CgroupLimits) -> bool {
+        match self {
+            Coverage::All => true,
+            Coverage::Fixed => controllers
+                .iter()
+                .any(|c| *c != "cpu" || made_for.cpus.is_some()),
+        }
+    }
+}
+
 /// The directories of one cell: one per hierarchy (v1) or one (v2).
 #[derive(Debug, Clone)]
 struct CellDirs {
@@ -345,12 +394,13 @@ struct CellDirs {
 }
 
 impl CellDirs {
-    fn of(layout: &Layout, name: &str) -> CellDirs {
+    fn of(layout: &Layout, name: &str, coverage: Coverage, limits: &CgroupLimits) -> CellDirs {
         CellDirs {
             mode: layout.mode,
             dirs: layout
                 .hierarchies
                 .iter()
+                .filter(|h| coverage.includes(&h.controllers, limits))
                 .map(|h| (h.controllers.clone(), h.cells.join(name)))
                 .collect(),
         }
@@ -396,14 +446,19 @@ pub struct CellCgroup {
     /// pooled.
     limits: Option<CgroupLimits>,
     shared: Arc<HostShared>,
+    coverage: Coverage,
     /// Set once removed (or handed back to the pool): Drop does nothing more.
     done: bool,
 }
 
 impl CellCgroup {
-    fn create(shared: Arc<HostShared>, limits: &CgroupLimits) -> Result<CellCgroup, CgroupError> {
+    fn create(
+        shared: Arc<HostShared>,
+        limits: &CgroupLimits,
+        coverage: Coverage,
+    ) -> Result<CellCgroup, CgroupError> {
         let name = names::new_cell_name();
-        let dirs = CellDirs::of(&shared.layout, &name);
+        let dirs = CellDirs::of(&shared.layout, &name, coverage, limits);
         let files = CounterFiles::new(&dirs, shared.peak_resettable);
         let mut cell = CellCgroup {
             name,
@@ -418,6 +473,7 @@ impl CellCgroup {
             baseline: Baseline::default(),
             limits: None,
             shared,
+            coverage,
             done: false,
         };
         // From here on, Drop removes whatever was created if a step fails.
@@ -517,9 +573,9 @@ impl CellCgroup {
     }
 
     fn teardown(&mut self) -> Result<(), CgroupError> {
-        self.kill_all()?;
         let shared = Arc::clone(&self.shared);
         if let Some(pool) = &shared.pool {
+            self.kill_all()?;
             if pool.park(self) {
                 return Ok(());
             }
@@ -527,6 +583,12 @@ impl CellCgroup {
         self.join.clear();
         self.dir_fd = None;
         self.files.close();
+        // Normally every process is gone with the cell's PID 1: plain rmdirs then suffice.
+        self.dirs.dirs.retain(|(_, dir)| !fsio::rmdir_if_empty(dir));
+        if self.dirs.dirs.is_empty() {
+            return Ok(());
+        }
+        self.kill_all()?;
         let mut first_error = None;
         for dir in self.dirs.all() {
             if let Err(e) = fsio::rmdir_tree(dir) {

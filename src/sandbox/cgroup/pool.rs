@@ -40,7 +40,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 
 use super::counters::CounterFiles;
 use super::usage::{self, Baseline};
-use super::{fsio, CellCgroup, CellDirs, CgroupError, CgroupLimits, HostShared};
+use super::{fsio, CellCgroup, CellDirs, CgroupError, CgroupLimits, Coverage, HostShared};
 
 /// A finished cell that holds more than this is removed, not parked (see the module docs):
 /// it bounds what an earlier run can add to a later run's usage and peak.
@@ -95,6 +95,7 @@ impl Pool {
             baseline: Baseline::default(),
             limits: Some(parked.limits),
             shared: Arc::clone(shared),
+            coverage: Coverage::All,
             done: false,
         })
     }
@@ -104,6 +105,7 @@ impl Pool {
     /// [`LEFTOVER_LIMIT`] bytes still charged to it.
     pub(super) fn park(&self, cell: &mut CellCgroup) -> bool {
         if cell.limits.is_none()
+            || cell.coverage != Coverage::All
             || usage::memory_held(&cell.files).is_some_and(|b| b > LEFTOVER_LIMIT)
         {
             return false;
