@@ -4,20 +4,22 @@
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use nix::errno::Errno;
+use rand::TryRngCore;
 use nix::sys::signal::kill;
 use nix::unistd::Pid;
 
 static COUNTER: AtomicU64 = AtomicU64::new(0);
 
-/// A fresh, unique cell name created by this process.
+/// A fresh, unique cell name created by this process (pid and counter make it unique; the
+/// random part keeps names unguessable).
+///
+/// The random part comes straight from the kernel (`getrandom`), not from `rand`'s thread
+/// RNG: seeding that one probes the CPU's features with a dozen `cpuid` instructions, each a
+/// trap to the hypervisor on a virtual machine (~10 µs here), on every one-shot run.
 pub(super) fn new_cell_name() -> String {
     let counter = COUNTER.fetch_add(1, Ordering::Relaxed);
-    format!(
-        "{}-{}-{:08x}",
-        std::process::id(),
-        counter,
-        rand::random::<u32>()
-    )
+    let random = rand::rngs::OsRng.try_next_u32().unwrap_or(0);
+    format!("{}-{}-{:08x}", std::process::id(), counter, random)
 }
 
 /// The creator pid of a cell name, or None if `name` is not a cell name of ours.
