@@ -218,18 +218,18 @@ impl Store {
         request: &str,
         created_at: i64,
     ) -> Result<(), StoreError> {
-        self.conn().execute(
-            "INSERT INTO runs (id, app, status, request, created_at) VALUES (?1, ?2, 'queued', ?3, ?4)",
-            params![id, app, request, created_at],
-        )?;
+        self.conn()
+            .prepare_cached(
+                "INSERT INTO runs (id, app, status, request, created_at) VALUES (?1, ?2, 'queued', ?3, ?4)",
+            )?
+            .execute(params![id, app, request, created_at])?;
         Ok(())
     }
 
     pub fn mark_running(&self, id: &str, at: i64) -> Result<(), StoreError> {
-        self.conn().execute(
-            "UPDATE runs SET status = 'running', started_at = ?2 WHERE id = ?1",
-            params![id, at],
-        )?;
+        self.conn()
+            .prepare_cached("UPDATE runs SET status = 'running', started_at = ?2 WHERE id = ?1")?
+            .execute(params![id, at])?;
         Ok(())
     }
 
@@ -240,21 +240,19 @@ impl Store {
         result: &str,
         at: i64,
     ) -> Result<(), StoreError> {
-        self.conn().execute(
-            "UPDATE runs SET status = 'done', verdict = ?2, result = ?3, finished_at = ?4 WHERE id = ?1",
-            params![id, verdict, result, at],
-        )?;
+        self.conn()
+            .prepare_cached(
+                "UPDATE runs SET status = 'done', verdict = ?2, result = ?3, finished_at = ?4 WHERE id = ?1",
+            )?
+            .execute(params![id, verdict, result, at])?;
         Ok(())
     }
 
     pub fn get_run(&self, id: &str) -> Result<Option<RunRow>, StoreError> {
         Ok(self
             .conn()
-            .query_row(
-                &format!("SELECT {RUN_COLUMNS} FROM runs WHERE id = ?1"),
-                [id],
-                run_row,
-            )
+            .prepare_cached(&format!("SELECT {RUN_COLUMNS} FROM runs WHERE id = ?1"))?
+            .query_row([id], run_row)
             .optional()?)
     }
 
