@@ -249,9 +249,11 @@ pub(super) enum Step {
         name: &'static str,
     },
     ClearGroups,
-    /// Make this process dumpable again after a uid change, so its /proc files (uid_map)
-    /// are its own to write; exec decides again for the program.
-    Dumpable,
+    /// Set this process's dumpable flag. `true` after a uid change, so its /proc files
+    /// (uid_map) are its own to write; `false` once they are written: until exec the flag
+    /// is that of the memory the program shares with PID 1, which stays non-dumpable (exec
+    /// decides again for the program).
+    Dumpable(bool),
     /// Enter a new user namespace (the program's: its own host uid mapped to the visible one).
     NewUserNamespace,
     /// Write a /proc control file of this process (`setgroups`, `uid_map`, `gid_map`).
@@ -405,7 +407,9 @@ impl Step {
                 ..
             } => sys::setrlimit(*resource, *soft, *hard),
             Step::ClearGroups => sys::clear_groups(),
-            Step::Dumpable => sys::prctl(libc::PR_SET_DUMPABLE, 1, 0).map(drop),
+            Step::Dumpable(on) => {
+                sys::prctl(libc::PR_SET_DUMPABLE, c_ulong::from(*on), 0).map(drop)
+            }
             Step::NewUserNamespace => sys::unshare(libc::CLONE_NEWUSER),
             Step::WriteProc { path, content } => sys::write_file(path, content),
             Step::Chown { path, owner } => sys::lchown(path, owner.0, owner.1),
@@ -653,7 +657,8 @@ impl Step {
                 out.push(b"setrlimit ").push(name.as_bytes());
             }
             Step::ClearGroups => text(out, "setgroups"),
-            Step::Dumpable => text(out, "set dumpable"),
+            Step::Dumpable(true) => text(out, "set dumpable"),
+            Step::Dumpable(false) => text(out, "clear dumpable"),
             Step::NewUserNamespace => text(out, "create user namespace"),
             Step::WriteProc { path, .. } => {
                 out.push(b"write ").push(path.to_bytes());
@@ -696,9 +701,6 @@ pub(super) struct ChildPlan {
     pub status_fd: RawFd,
     /// Descriptors the reaper closes after forking the program (stdio sources).
     pub reaper_closes: Vec<RawFd>,
-    /// The program gets its own copy of the memory instead of sharing PID 1's until exec:
-    /// required when it creates a user namespace (see [`sys::clone_vfork`]).
-    pub own_memory: bool,
 }
 
 /// Reports the failed step (its label) over the error pipe and exits.
@@ -746,8 +748,7 @@ fn program_main(plan: &ChildPlan) -> ! {
 }
 
 /// Starts the program vfork-style (it shares this process's memory until it execs: no page
-/// table copy, no copy-on-write faults; with [`ChildPlan::own_memory`] a copy of it), then
-/// reaps. Never returns.
+/// table copy, no copy-on-write faults), then reaps. Never returns.
 pub(super) fn start_program(plan: &ChildPlan, stack: &mut [u8]) -> ! {
     match spawn_program(plan, stack) {
         Ok(program) => reap(plan, program),
@@ -764,7 +765,7 @@ pub(super) fn spawn_program(plan: &ChildPlan, stack: &mut [u8]) -> SysResult<lib
     // SAFETY: this process is single-threaded (PID 1 of a cell) and suspended until the
     // program execs or exits; `program_main` runs only the prepared raw-syscall steps on
     // `stack`, which nothing else uses, and ends in execve or _exit.
-    unsafe { sys::clone_vfork(stack, program_main, plan, !plan.own_memory) }
+    unsafe { sys::clone_vfork(stack, program_main, plan) }
 }
 
 /// PID 1 after the fork: drop privileges, reap every process, report the program's status.

@@ -456,7 +456,6 @@ impl Launcher {
                 error_fd: report_w.as_raw_fd(),
                 status_fd: status_w.as_raw_fd(),
                 reaper_closes: vec![stdin.as_raw_fd(), out_w.as_raw_fd(), err_w.as_raw_fd()],
-                own_memory: ids.is_some(),
             },
             stack: &mut stack,
         };

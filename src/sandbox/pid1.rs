@@ -75,7 +75,6 @@ impl Awaited<'_> {
             error_fd,
             status_fd: -1,
             reaper_closes: Vec::new(),
-            own_memory: ids.is_some(),
         }
     }
 }

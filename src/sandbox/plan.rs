@@ -109,7 +109,7 @@ pub(super) fn program_steps(
         steps.extend([
             Step::SetGid(ids.gid),
             Step::SetUid(ids.uid),
-            Step::Dumpable,
+            Step::Dumpable(true),
             Step::NewUserNamespace,
             Step::WriteProc {
                 path: c"/proc/self/setgroups",
@@ -123,6 +123,7 @@ pub(super) fn program_steps(
                 path: c"/proc/self/gid_map",
                 content: identity::map_line(spec.gid, ids.gid),
             },
+            Step::Dumpable(false),
         ]);
     }
     steps.extend([
@@ -328,6 +329,11 @@ mod tests {
         assert!(pos("create user namespace") < pos("write /proc/self/setgroups"));
         assert!(pos("write /proc/self/setgroups") < pos("write /proc/self/gid_map"));
         assert!(pos("write /proc/self/uid_map") < pos("lock securebits"));
+        // Dumpable only while it writes its maps: until exec the flag is that of the memory
+        // it shares with PID 1.
+        assert!(pos("set dumpable") < pos("create user namespace"));
+        assert!(pos("write /proc/self/gid_map") < pos("clear dumpable"));
+        assert!(pos("write /proc/self/uid_map") < pos("clear dumpable"));
         assert!(pos("drop capability bounding set") < pos("setuid 65534"));
         assert!(pos("setuid 65534") < pos("drop capabilities"));
         let uid_map = steps.iter().find_map(|s| match s {

@@ -89,33 +89,29 @@ extern "C" fn vfork_child<T>(call: *mut libc::c_void) -> c_int {
 /// `stack` in the caller's memory (no page tables are copied, no copy-on-write faults
 /// follow), and the caller is suspended until the child execs or exits.
 ///
-/// Without `share_memory` the child gets a copy of the caller's memory (fork's page-table
-/// copy) and runs on its copy of `stack`: needed when it unshares a user namespace, which
-/// the kernel refuses (EINVAL) to a process sharing its memory.
+/// The child may change its credentials and unshare a user namespace (the per-cell uid does
+/// both; tested on 6.1 and 6.18): the kernel refuses `unshare(CLONE_NEWUSER)` only to a
+/// process with other threads, not to one that shares its memory. What a uid change does to
+/// the shared memory is its dumpable flag, which the child sets while it writes its own
+/// uid_map and clears afterwards (`Step::Dumpable`), so the caller ends non-dumpable.
 ///
 /// # Safety
 /// `entry` may only make async-signal-safe raw syscalls on data that stays valid, must not
 /// unwind, and must end in execve or _exit (it never returns); `stack` must be unused by
 /// anything else until this returns.
-pub unsafe fn clone_vfork<T>(
-    stack: &mut [u8],
-    entry: fn(&T) -> !,
-    arg: &T,
-    share_memory: bool,
-) -> SysResult<pid_t> {
+pub unsafe fn clone_vfork<T>(stack: &mut [u8], entry: fn(&T) -> !, arg: &T) -> SysResult<pid_t> {
     let call: (fn(&T) -> !, &T) = (entry, arg);
     // The stack grows down from its 16-byte aligned top.
     let top = stack.as_mut_ptr().wrapping_add(stack.len());
     let top = top.wrapping_sub(top as usize % 16);
     // SAFETY: `top` is the aligned end of a writable buffer the child alone uses; `call`
-    // outlives the child's use of it (CLONE_VFORK suspends us until it execs or exits; a
-    // child with its own memory has its own copies at the same addresses); the caller
-    // upholds the contract above.
+    // outlives the child's use of it (CLONE_VFORK suspends us until it execs or exits); the
+    // caller upholds the contract above.
     check(unsafe {
         libc::clone(
             vfork_child::<T>,
             top.cast(),
-            if share_memory { libc::CLONE_VM } else { 0 } | libc::CLONE_VFORK | libc::SIGCHLD,
+            libc::CLONE_VM | libc::CLONE_VFORK | libc::SIGCHLD,
             &call as *const (fn(&T) -> !, &T) as *mut libc::c_void,
         )
     })
