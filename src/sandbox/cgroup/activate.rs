@@ -51,7 +51,7 @@ impl CellCgroup {
                 .layout
                 .hierarchies
                 .iter()
-                .filter(|h| Coverage::Fixed.includes(&h.controllers, limits))
+                .filter(|h| Coverage::Fixed.includes(self.dirs.mode, &h.controllers, limits))
                 .all(|h| {
                     self.dirs
                         .all()

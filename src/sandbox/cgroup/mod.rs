@@ -367,21 +367,21 @@ enum Coverage {
     /// Every hierarchy: the cell may be activated later with any limits (pooled and
     /// pre-started cells).
     All,
-    /// The hierarchies of the controllers its limits use: always memory, pids, cpuacct and
-    /// freezer (usage, OOM kills, CPU time, killing), `cpu` only with a cpus limit. For a
-    /// cell whose limits never change.
+    /// Every hierarchy but a v1 one that holds only the `cpu` controller, unless its limits
+    /// ask for CPU bandwidth: memory, pids, cpuacct and freezer are always needed (usage,
+    /// OOM kills, CPU time, killing), and v2's one hierarchy holds everything (its core files
+    /// count CPU time and kill even with no controller enabled). For a cell whose limits
+    /// never change.
     Fixed,
 }
 
 impl Coverage {
     /// Whether a cell of this coverage, made for `made_for`, has a directory in a hierarchy
-    /// of `controllers`.
-    fn includes(self, controllers: &[&str], made_for: &CgroupLimits) -> bool {
-        match self {
-            Coverage::All => true,
-            Coverage::Fixed => controllers
-                .iter()
-                .any(|c| *c != "cpu" || made_for.cpus.is_some()),
+    /// of `controllers` of a `mode` layout.
+    fn includes(self, mode: CgroupMode, controllers: &[&str], made_for: &CgroupLimits) -> bool {
+        match (self, mode) {
+            (Coverage::All, _) | (Coverage::Fixed, CgroupMode::V2) => true,
+            (Coverage::Fixed, CgroupMode::V1) => made_for.cpus.is_some() || controllers != ["cpu"],
         }
     }
 }
@@ -400,7 +400,7 @@ impl CellDirs {
             dirs: layout
                 .hierarchies
                 .iter()
-                .filter(|h| coverage.includes(&h.controllers, limits))
+                .filter(|h| coverage.includes(layout.mode, &h.controllers, limits))
                 .map(|h| (h.controllers.clone(), h.cells.join(name)))
                 .collect(),
         }

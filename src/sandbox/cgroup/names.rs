@@ -4,9 +4,9 @@
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use nix::errno::Errno;
-use rand::TryRngCore;
 use nix::sys::signal::kill;
 use nix::unistd::Pid;
+use rand::TryRngCore;
 
 static COUNTER: AtomicU64 = AtomicU64::new(0);
 

@@ -159,3 +159,24 @@ fn v2_without_pids_reports_it_unenforceable() {
         Vec::<Limit>::new()
     );
 }
+
+#[test]
+fn a_fixed_cell_skips_only_a_lone_v1_cpu_hierarchy_without_a_cpus_limit() {
+    let none = CgroupLimits::default();
+    let cpus = CgroupLimits {
+        cpus: Some(0.5),
+        ..CgroupLimits::default()
+    };
+    let fixed = Coverage::Fixed;
+    assert!(!fixed.includes(CgroupMode::V1, &["cpu"], &none));
+    assert!(fixed.includes(CgroupMode::V1, &["cpu"], &cpus));
+    // cpu co-mounted with cpuacct holds the CPU time.
+    assert!(fixed.includes(CgroupMode::V1, &["cpu", "cpuacct"], &none));
+    for needed in ["memory", "pids", "cpuacct", "freezer"] {
+        assert!(fixed.includes(CgroupMode::V1, &[needed], &none), "{needed}");
+    }
+    // v2's one hierarchy counts CPU time and kills with no controller enabled at all.
+    assert!(fixed.includes(CgroupMode::V2, &["cpu"], &none));
+    assert!(fixed.includes(CgroupMode::V2, &[], &none));
+    assert!(Coverage::All.includes(CgroupMode::V1, &["cpu"], &none));
+}
