@@ -33,7 +33,11 @@ fn rootfs() -> PathBuf {
 }
 
 fn sandcell_bin() -> PathBuf {
-    // The release binary next to this bench's own executable (target/release/deps/..).
+    // `$SANDCELL_BENCH_BIN` (scripts/bench-peers passes the static release build), else the
+    // release binary next to this bench's own executable (target/release/deps/..).
+    if let Some(bin) = std::env::var_os("SANDCELL_BENCH_BIN") {
+        return PathBuf::from(bin);
+    }
     let exe = std::env::current_exe().expect("current exe");
     let dir = exe.parent().and_then(Path::parent).expect("target dir");
     dir.join("sandcell")

@@ -55,9 +55,17 @@ pub fn setup() -> Option<PathBuf> {
     test_rootfs()
 }
 
-/// The `sandcell` binary under test.
+/// The `sandcell` binary under test: this workspace's build, or `$SANDCELL_TEST_BIN` (CI
+/// runs the CLI and daemon suites once more against the static release build).
+pub fn sandcell_bin() -> PathBuf {
+    std::env::var_os("SANDCELL_TEST_BIN")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(env!("CARGO_BIN_EXE_sandcell")))
+}
+
+/// A command of the `sandcell` binary under test ([`sandcell_bin`]).
 pub fn sandcell() -> Command {
-    Command::new(env!("CARGO_BIN_EXE_sandcell"))
+    Command::new(sandcell_bin())
 }
 
 /// `sandcell run --rootfs R --json EXTRA... -- CMD...` and its parsed JSON result.

@@ -122,7 +122,7 @@ pub struct Worker {
 impl Worker {
     /// `sandcell worker --queue URL --name NAME --workers N --image busybox=ROOTFS`.
     pub fn start(url: &str, name: &str, workers: usize, state_dir: &Path, rootfs: &Path) -> Worker {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_sandcell"))
+        let mut child = crate::common::sandcell()
             .arg("worker")
             .args(["--queue", url, "--name", name, "--allow-degraded"])
             .args(["--workers", &workers.to_string()])
