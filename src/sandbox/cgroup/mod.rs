@@ -300,7 +300,8 @@ impl CgroupHost {
         }
         let mut removed = 0;
         for name in stale {
-            let dirs = CellDirs::of(&self.shared.layout, &name, Coverage::All, &limits_none());
+            let all = Coverage::All;
+            let dirs = CellDirs::of(&self.shared.layout, &name, all, &CgroupLimits::default());
             let killed = kill::kill_all(&dirs, &self.shared.features);
             let gone = dirs.all().try_for_each(fsio::rmdir_tree);
             match (killed, gone) {
@@ -355,10 +356,6 @@ impl Drop for CgroupHost {
             pool.drain();
         }
     }
-}
-
-fn limits_none() -> CgroupLimits {
-    CgroupLimits::default()
 }
 
 /// Which of the host's hierarchies a cell has a directory in.
